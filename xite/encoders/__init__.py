@@ -1,0 +1,1 @@
+"""Encoders: text -> L2-normalised float32 vectors."""

@@ -1,0 +1,51 @@
+"""The encoder contract (DESIGN §2.1)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+
+
+def pair_features(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """SentEval pair features ``[u, v, |u - v|, u * v]``, L2-normalised (so cosine retrieval and
+    heads see unit vectors, like single-text embeddings)."""
+    return l2_normalise(np.concatenate([u, v, np.abs(u - v), u * v], axis=1))
+
+
+class Encoder:
+    """Base class for encoders.
+
+    Subclasses set ``name``, ``version`` (changes whenever the vectors would change: it keys
+    the embedding cache) and ``dim``, and implement :meth:`encode`. ``encode`` returns
+    float32 ``[n, dim]`` rows of unit L2 norm.
+    """
+
+    name: str = "encoder"
+    version: str = "0"
+    dim: int = 0
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def encode_pairs(
+        self, a: Sequence[str], b: Sequence[str], batch_size: int = 64, progress: bool = True
+    ) -> np.ndarray:
+        """One vector per text pair: ``[u, v, |u-v|, u*v]`` (dimension 4 * dim)."""
+        u = self.encode(a, batch_size=batch_size, progress=progress)
+        v = self.encode(b, batch_size=batch_size, progress=progress)
+        return pair_features(u, v)
+
+    @property
+    def cache_key(self) -> str:
+        """Identifies the vectors this encoder gives: the embedding cache's directory name."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name)
+        return f"{safe}@{self.version}"
+
+    def config(self) -> dict:
+        return {"name": self.name, "version": self.version, "dim": self.dim}

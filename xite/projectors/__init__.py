@@ -1,0 +1,1 @@
+"""Projectors: a language subspace fitted on language-labeled embeddings."""

@@ -1,0 +1,1 @@
+"""Retrievers: top-k source rows by cosine for each query row."""
