@@ -14,10 +14,11 @@ $(VENV)/bin/python:
 
 # torch first, pinned: any other torch spec pulls a multi-GB CUDA build. Then the package
 # without build isolation, so the extension compiles against this torch.
-$(STAMP): $(VENV)/bin/python pyproject.toml setup.py $(wildcard csrc/*.cpp csrc/cpu/*.cpp csrc/cpu/*.h csrc/*.h)
+$(STAMP): $(VENV)/bin/python pyproject.toml setup.py plugins/xite-hashing/pyproject.toml $(wildcard csrc/*.cpp csrc/cpu/*.cpp csrc/cpu/*.h csrc/*.h)
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet setuptools wheel pybind11 ninja
 	$(PIP) install --quiet --no-build-isolation -e ".[dev]"
+	$(PIP) install --quiet --no-deps -e plugins/xite-hashing
 	touch $(STAMP)
 
 setup: $(STAMP)

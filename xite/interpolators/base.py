@@ -15,3 +15,16 @@ class Interpolator:
 
     def config(self) -> dict:
         return {}
+
+
+def check_count(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be an integer >= 0, got {n!r}")
+    return int(n)
+
+
+def check_lam(lam: float) -> float:
+    """λ is the weight of the target row: a number in [0, 1]."""
+    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) or not 0.0 <= lam <= 1.0:
+        raise ValueError(f"lam must be a number in [0, 1] (the weight of the target row), got {lam!r}")
+    return float(lam)

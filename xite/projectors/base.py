@@ -26,8 +26,42 @@ class Projection:
 class Projector:
     name = "projector"
 
-    def fit(self, x: np.ndarray, languages: Sequence[str]) -> Projection:
+    def fit(self, x: np.ndarray, languages: Sequence[str], *, source_language: str = "en") -> Projection:
+        """Fit on rows ``x`` [N, d] tagged with ``languages`` (one code per row).
+
+        ``source_language`` names the labeled (English) rows; projectors that fit only on the
+        target rows (pca) use it, others may ignore it.
+        """
         raise NotImplementedError
 
     def config(self) -> dict:
         return {}
+
+
+MODES = ("keep", "remove")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"mode must be 'keep' or 'remove', got {mode!r}")
+    return mode
+
+
+def check_languages(x: np.ndarray, languages: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a fit's input; return x as float64 (for stable statistics) and languages as an array."""
+    x = np.asarray(x)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise ValueError(f"embeddings must be a non-empty 2-D array [rows, dim], got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"embeddings must be floating point, got {x.dtype}")
+    if not np.isfinite(x).all():
+        raise ValueError("embeddings contain NaN or infinite values")
+    langs = np.asarray([str(lang) for lang in languages], dtype=object)
+    if langs.shape[0] != x.shape[0]:
+        raise ValueError(f"got {langs.shape[0]} language tags for {x.shape[0]} embedding rows")
+    return x.astype(np.float64, copy=False), langs
+
+
+def rows_per_language(langs: np.ndarray) -> dict[str, int]:
+    names, counts = np.unique(langs.astype(str), return_counts=True)
+    return {str(n): int(c) for n, c in zip(names, counts)}

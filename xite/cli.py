@@ -1,0 +1,238 @@
+"""The ``xite`` command line: parses options and composes components. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from xite.errors import XiteError
+
+app = typer.Typer(
+    name="xite",
+    help="XITE: cross-lingual interpolation for transfer using embeddings.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _lang_path(values: Optional[List[str]], flag: str) -> list[tuple[str, Path]]:
+    pairs = []
+    for value in values or []:
+        lang, sep, path = value.partition("=")
+        if not sep or not lang or not path:
+            raise typer.BadParameter(f"expected LANG=PATH, got {value!r}", param_hint=flag)
+        pairs.append((lang.strip(), Path(path)))
+    return pairs
+
+
+def _generic_options(values: Optional[List[str]]) -> dict[str, dict]:
+    """``--option projector.rank=4`` -> {"projector": {"rank": 4}} (values parsed as JSON when they can be)."""
+    found: dict[str, dict] = {}
+    for value in values or []:
+        key, sep, raw = value.partition("=")
+        kind, dot, name = key.partition(".")
+        if not sep or not dot or kind not in ("encoder", "retriever", "projector", "interpolator", "adopter"):
+            raise typer.BadParameter(f"expected KIND.NAME=VALUE with KIND in encoder|retriever|projector|interpolator|adopter, got {value!r}", param_hint="--option")
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed = raw
+        found.setdefault(kind, {})[name] = parsed
+    return found
+
+
+def _drop_none(d: dict) -> dict:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+@app.command()
+def augment(
+    source: Optional[Path] = typer.Argument(None, help="Labeled English corpus (JSONL, CSV/TSV, Parquet)."),
+    target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="Unlabeled target corpus, LANG=PATH (repeat)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory to write (atomically)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
+    demo: bool = typer.Option(False, "--demo", help="Use the small demo corpus shipped with xite (en -> ko, ar, hi, ur)."),
+    encoder: str = typer.Option("e5-small", help="Encoder name (e5-small, hf:NAME_OR_PATH, or a plugin's)."),
+    retriever: str = typer.Option("faiss", help="Retriever name (faiss, exact, ...)."),
+    projector: str = typer.Option("lda", help="Projector name (lda, pca, none, ...)."),
+    interpolator: str = typer.Option("linear", help="Interpolator name (linear, mixup, slerp, ...)."),
+    adopter: str = typer.Option("top1", help="Label adoption (top1, vote, ...)."),
+    index: Optional[str] = typer.Option(None, help="faiss index: flat (default), ivf, hnsw."),
+    nlist: Optional[int] = typer.Option(None, help="faiss ivf: number of lists."),
+    nprobe: Optional[int] = typer.Option(None, help="faiss ivf: lists probed per query."),
+    hnsw_m: Optional[int] = typer.Option(None, help="faiss hnsw: links per node."),
+    ef_search: Optional[int] = typer.Option(None, help="faiss hnsw: search breadth."),
+    k: Optional[int] = typer.Option(None, "--k", help="vote: neighbours that vote."),
+    min_sim: Optional[float] = typer.Option(None, help="Drop target rows whose neighbour is less similar."),
+    min_margin: Optional[float] = typer.Option(None, help="vote: drop rows with a smaller vote margin."),
+    balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Equalise pseudo-label classes."),
+    rank: Optional[int] = typer.Option(None, help="Projector rank (lda: at most languages-1)."),
+    mode: Optional[str] = typer.Option(None, help="Projector mode: keep (default) or remove."),
+    center: Optional[bool] = typer.Option(None, "--center/--no-center", help="Centre the projection."),
+    extra_language: Optional[List[str]] = typer.Option(None, "--extra-language", help="Extra unlabeled corpus LANG=PATH to enrich the LDA subspace."),
+    lam: Optional[float] = typer.Option(None, "--lam", help="linear/slerp: weight of the target row."),
+    alpha: Optional[float] = typer.Option(None, help="mixup: Beta(alpha, alpha)."),
+    per_target: int = typer.Option(1, help="Synthetic rows per target row."),
+    seed: int = typer.Option(0, help="Seed for every random choice."),
+    source_language: str = typer.Option("en", help="Language code of the source corpus."),
+    batch_size: int = typer.Option(64, help="Encoding batch size."),
+    text_field: Optional[str] = typer.Option(None, help="Text field (default: detected)."),
+    premise_field: Optional[str] = typer.Option(None, help="Premise field for pairs."),
+    hypothesis_field: Optional[str] = typer.Option(None, help="Hypothesis field for pairs."),
+    label_field: Optional[str] = typer.Option(None, help="Label field (default: label)."),
+    option: Optional[List[str]] = typer.Option(None, "--option", help="Any component option, KIND.NAME=VALUE (repeat)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Retrieve, adopt labels, project and interpolate: write synthetic labeled examples."""
+    from xite.pipeline import augment as run_augment
+
+    targets = _lang_path(target, "--target")
+    if demo:
+        from xite.demo import demo_paths
+
+        paths = demo_paths()
+        source = source or paths["en"]
+        targets = targets or [(lang, p) for lang, p in paths.items() if lang != "en"]
+    if source is None:
+        raise typer.BadParameter("give a SOURCE corpus (or --demo)", param_hint="SOURCE")
+    generic = _generic_options(option)
+    options = {
+        "retriever": _drop_none(dict(index=index, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search)),
+        "projector": _drop_none(dict(rank=rank, mode=mode, center=center)),
+        "interpolator": _drop_none(dict(lam=lam, alpha=alpha)),
+        "adopter": _drop_none(dict(k=k, min_sim=min_sim, min_margin=min_margin, balance=balance)),
+        "encoder": {},
+    }
+    for kind, extra in generic.items():
+        options[kind].update(extra)
+    result = run_augment(
+        source,
+        targets,
+        out=out,
+        overwrite=overwrite,
+        encoder=encoder,
+        retriever=retriever,
+        projector=projector,
+        interpolator=interpolator,
+        adopter=adopter,
+        encoder_options=options["encoder"],
+        retriever_options=options["retriever"],
+        projector_options=options["projector"],
+        interpolator_options=options["interpolator"],
+        adopter_options=options["adopter"],
+        extra_languages=_lang_path(extra_language, "--extra-language"),
+        source_language=source_language,
+        per_target=per_target,
+        seed=seed,
+        batch_size=batch_size,
+        text_field=text_field,
+        premise_field=premise_field,
+        hypothesis_field=hypothesis_field,
+        label_field=label_field,
+        progress=not quiet,
+        log=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+    )
+    _print_summary(result.manifest, result.out_dir)
+
+
+def _print_summary(manifest: dict, out_dir: Optional[Path]) -> None:
+    table = Table(title="xite augment", show_lines=False)
+    for col in ("language", "rows in", "kept", "synthetic out", "labels", "mean sim"):
+        table.add_column(col, justify="right" if col not in ("language", "labels") else "left")
+    src = manifest["source"]
+    table.add_row(f"{src['language']} (source)", str(src["rows"]), "", "", "", "")
+    for t in manifest["targets"]:
+        labels = ", ".join(f"{k} {v}" for k, v in t["label_distribution"].items())
+        sim = "" if t["mean_similarity"] is None else f"{t['mean_similarity']:.3f}"
+        table.add_row(t["language"], str(t["rows"]), str(t["kept"]), str(t["synthetic"]), labels, sim)
+    out_console.print(table)
+    proj = manifest["components"]["projector"]
+    info = manifest["projection"]
+    out_console.print(
+        f"encoder {manifest['encoder']['spec']} (dim {manifest['encoder']['dim']}), "
+        f"retriever {manifest['components']['retriever']['name']}, projector {proj['name']} "
+        f"(rank {info['rank']}, {info['mode']}{', centred' if info['centred'] else ''}), "
+        f"interpolator {manifest['components']['interpolator']['name']}, adopter {manifest['components']['adopter']['name']}"
+    )
+    if info["info"].get("warning"):
+        out_console.print(f"note: {info['info']['warning']}")
+    c = manifest["counts"]
+    out_console.print(
+        f"synthetic rows: {c['synthetic']} (filtered {c['filtered']} of {c['target_rows']} target rows); "
+        f"mean similarity {manifest['mean_similarity'] if manifest['mean_similarity'] is None else round(manifest['mean_similarity'], 3)}; "
+        f"embeddings cached {manifest['cache']['hits']}, encoded {manifest['cache']['encoded']}; kernel: {manifest['ops_backend']}"
+    )
+    timings = ", ".join(f"{k} {v:.2f}s" for k, v in manifest["timings_s"].items())
+    out_console.print(f"timings: {timings}")
+    out_console.print(f"output: {out_dir if out_dir else '(in memory only: pass --out DIR to write)'}")
+
+
+@app.command()
+def plugins() -> None:
+    """List registered components: kind, name and the package each came from."""
+    from xite import plugins as plugin_registry
+    from xite.ops import backend
+
+    table = Table(title="xite components")
+    for col in ("kind", "name", "package"):
+        table.add_column(col)
+    for kind, name, package in plugin_registry.describe():
+        table.add_row(kind, name, package)
+    out_console.print(table)
+    out_console.print(f"kernel backend: {backend()}")
+
+
+@app.command()
+def doctor() -> None:
+    """Versions, the active kernel backend, faiss GPUs and XITE_HOME."""
+    import faiss
+    import torch
+
+    from xite import __version__
+    from xite.ops import backend
+    from xite.paths import xite_home
+
+    out_console.print(f"xite {__version__}; torch {torch.__version__} (cuda available: {torch.cuda.is_available()})")
+    out_console.print(f"faiss {faiss.__version__}; GPUs visible to faiss: {faiss.get_num_gpus() if hasattr(faiss, 'get_num_gpus') else 0}")
+    out_console.print(f"kernel backend: {backend()}")
+    out_console.print(f"XITE_HOME: {xite_home()}")
+
+
+def _load_plugin_commands() -> None:
+    from xite.plugins import get_plugin_manager
+
+    get_plugin_manager().hook.register_commands(app=app)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    import click
+
+    try:
+        _load_plugin_commands()
+        app(args=argv, standalone_mode=False, prog_name="xite")
+    except XiteError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return 2
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        console.print("interrupted: no output was written (cached embeddings are kept; rerun to resume)")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Mixup: linear interpolation with λ ~ Beta(α, α) drawn per row from the caller's seeded rng."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from xite.interpolators.base import Interpolator, check_count
+
+
+class MixupInterpolator(Interpolator):
+    name = "mixup"
+    mode = "linear"
+
+    def __init__(self, alpha: float = 0.4):
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(alpha) or alpha <= 0:
+            raise ValueError(f"alpha must be a finite number > 0 (λ ~ Beta(alpha, alpha)), got {alpha!r}")
+        self.alpha = float(alpha)
+
+    def coefficients(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if not isinstance(rng, np.random.Generator):
+            raise TypeError(
+                f"rng must be a numpy.random.Generator (np.random.default_rng(seed)), got {type(rng).__name__}"
+            )
+        lam = rng.beta(self.alpha, self.alpha, size=check_count(n)).astype(np.float32)
+        # Beta draws lie in [0, 1]; the clip only guarantees the kernel's contract explicitly.
+        return np.clip(lam, 0.0, 1.0)
+
+    def config(self) -> dict:
+        return {"alpha": self.alpha}
