@@ -26,7 +26,7 @@ def test_augment_writes_and_summarises(tmp_path, files, capsys):
     code, stdout, _ = run_cli(["augment", files["en"], "--target", f"ko={files['ko']}", "--target", f"ar={files['ar']}",
                                "--projector", "lda", "--retriever", "faiss", "--per-target", "2", "--out", out, *BASE], capsys)
     assert code == 0
-    assert "rank 1" in stdout and "synthetic rows: 18" in stdout and str(out) in stdout
+    assert "rank 2" in stdout and "synthetic rows: 18" in stdout and str(out) in stdout
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["counts"]["synthetic"] == 18
     assert manifest["components"]["retriever"]["options"]["index"] == "flat"

@@ -191,3 +191,24 @@ def test_gpu_yes_without_gpu_is_an_error():
         pytest.skip("faiss sees a GPU here")
     with pytest.raises(ValueError, match="sees no GPU"):
         FaissRetriever(gpu="yes")
+
+
+def test_ivf_short_results_are_searched_again_exactly():
+    """k above the rows of the probed list: faiss pads with -1; the retriever refills exactly."""
+    source, queries = clustered_rows(400, 16, 10, seed=15), clustered_rows(30, 16, 10, seed=16)
+    retriever = built(FaissRetriever("ivf", nlist=12, nprobe=1), source)
+    scores, ids = retriever.search(queries, 100)
+    assert (ids >= 0).all()
+    assert retriever.config()["queries_searched_wider"] > 0
+    want_scores, want_ids = brute_force(queries, source, 100)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_allclose(scores, want_scores, atol=1e-5)
+    assert retriever.config()["nprobe"] == 1  # restored after the wider search
+    assert retriever.config()["notes"]  # 12 lists for 400 rows: fewer than 39 rows per list
+
+
+def test_hnsw_returns_k_neighbours_for_every_query():
+    source, queries = random_rows(500, 16, seed=17), random_rows(40, 16, seed=18)
+    scores, ids = built(FaissRetriever("hnsw", ef_search=4), source).search(queries, 200)
+    assert (ids >= 0).all() and scores.shape == (40, 200)
+    assert all(len(set(row)) == 200 for row in ids)

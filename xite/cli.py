@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
-out_console = Console()
+out_console = Console(soft_wrap=True)
 
 
 def _lang_path(values: Optional[List[str]], flag: str) -> list[tuple[str, Path]]:
@@ -213,25 +213,42 @@ def _load_plugin_commands() -> None:
     get_plugin_manager().hook.register_commands(app=app)
 
 
+def _click_exceptions():
+    # Typer >= 0.20 vendors click as typer._click; older Typer uses click itself.
+    try:
+        from typer._click import exceptions
+    except ImportError:  # pragma: no cover - depends on the installed Typer
+        from click import exceptions
+    return exceptions
+
+
+def _interrupted() -> int:
+    console.print("interrupted: no output was written (cached embeddings are kept; rerun to resume)")
+    return 130
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     """Entry point: user errors become one line on stderr and exit code 2."""
-    import click
-
+    exceptions = _click_exceptions()
     try:
         _load_plugin_commands()
-        app(args=argv, standalone_mode=False, prog_name="xite")
+        rv = app(args=argv, standalone_mode=False, prog_name="xite")
     except XiteError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        from rich.markup import escape
+
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
+    except exceptions.ClickException as exc:
         exc.show()
         return 2
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        console.print("interrupted: no output was written (cached embeddings are kept; rerun to resume)")
-        return 130
-    return 0
+    except (KeyboardInterrupt, typer.Abort):
+        return _interrupted()
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    # Without standalone mode Typer returns the exit code of an interrupted command (130).
+    if rv == 130:
+        return _interrupted()
+    return rv if isinstance(rv, int) else 0
 
 
 if __name__ == "__main__":

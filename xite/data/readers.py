@@ -30,6 +30,15 @@ LABEL_FIELDS = ("label", "gold_label")
 Record = tuple[int, dict]
 
 
+@dataclass
+class _Parsed:
+    """What a format reader found: the rows, and the header or schema when the format has one."""
+
+    records: list[Record]
+    columns: list[str] | None = None  # None: JSON Lines, where each row has its own keys
+    header_line: int | None = None  # CSV/TSV: the header's line, for errors about columns
+
+
 @dataclass(frozen=True)
 class _FieldPlan:
     """Which source field plays which role, and whether labels are required, forbidden or free."""
@@ -67,17 +76,19 @@ def read_corpus(
     path_str = str(path)
     fmt = _format_of(path_str)
     data = _read_bytes(path_str)
-    columns, records = _RECORD_READERS[fmt](path_str, data)
-    if not records:
-        raise InputError(path_str, _empty_message(columns))
-    first_line, first_row = records[0]
-    keys = columns if columns is not None else list(first_row)
+    parsed = _RECORD_READERS[fmt](path_str, data)
+    if not parsed.records:
+        raise InputError(path_str, _empty_message(parsed.columns))
+    first_line, first_row = parsed.records[0]
+    keys = parsed.columns if parsed.columns is not None else list(first_row)
+    # Errors about which fields exist point at the header when there is one.
+    fields_line = parsed.header_line if parsed.columns is not None else first_line
     plan = _plan_fields(
-        path_str, keys, first_line, text_field, premise_field, hypothesis_field, label_field, labeled
+        path_str, keys, fields_line, text_field, premise_field, hypothesis_field, label_field, labeled
     )
-    if columns is not None:
-        _check_columns_exist(path_str, fmt, columns, plan)
-    corpus = _collect(path_str, records, plan)
+    if parsed.columns is not None:
+        _check_columns_exist(path_str, parsed, plan)
+    corpus = _collect(path_str, parsed.records, plan)
     corpus.digest = hashlib.sha256(data).hexdigest()
     return corpus
 
@@ -142,10 +153,10 @@ def _empty_message(columns: list[str] | None) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Format readers: each returns (header columns or None, records)
+# Format readers: bytes -> _Parsed
 
 
-def _jsonl_records(path: str, data: bytes) -> tuple[None, list[Record]]:
+def _jsonl_records(path: str, data: bytes) -> _Parsed:
     text = _decode_utf8(path, data)
     records: list[Record] = []
     # Split on "\n" only: JSON strings cannot hold a raw newline, so one line is one row, and
@@ -155,7 +166,7 @@ def _jsonl_records(path: str, data: bytes) -> tuple[None, list[Record]]:
             continue  # blank lines (and a trailing newline) are not rows
         row = _parse_json_line(path, raw, lineno)
         records.append((lineno, row))
-    return None, records
+    return _Parsed(records)
 
 
 def _parse_json_line(path: str, raw: str, lineno: int) -> dict:
@@ -171,17 +182,17 @@ def _parse_json_line(path: str, raw: str, lineno: int) -> dict:
     return row
 
 
-def _csv_records(path: str, data: bytes) -> tuple[list[str], list[Record]]:
+def _csv_records(path: str, data: bytes) -> _Parsed:
     return _delimited_records(path, data, delimiter=",", quoting=csv.QUOTE_MINIMAL)
 
 
-def _tsv_records(path: str, data: bytes) -> tuple[list[str], list[Record]]:
+def _tsv_records(path: str, data: bytes) -> _Parsed:
     # TSV as IANA defines it: no quoting (a field cannot hold a tab or a newline). Real TSV
     # corpora (XNLI, KorNLI) hold unbalanced quote characters that CSV quoting would mangle.
     return _delimited_records(path, data, delimiter="\t", quoting=csv.QUOTE_NONE)
 
 
-def _delimited_records(path: str, data: bytes, delimiter: str, quoting: int) -> tuple[list[str], list[Record]]:
+def _delimited_records(path: str, data: bytes, delimiter: str, quoting: int) -> _Parsed:
     text = _decode_utf8(path, data)
     # The default limit (128 KiB per field) would reject a long document with a csv.Error.
     csv.field_size_limit(2**31 - 1)
@@ -205,7 +216,7 @@ def _delimited_records(path: str, data: bytes, delimiter: str, quoting: int) -> 
         if len(row) != len(header):
             raise InputError(path, _ragged_message(row, header, header_line, delimiter), start)
         records.append((start, dict(zip(header, row))))
-    return header, records
+    return _Parsed(records, header, header_line or None)
 
 
 def _check_header(path: str, row: list[str], line: int, delimiter: str) -> list[str]:
@@ -236,7 +247,7 @@ def _kind(delimiter: str) -> str:
     return "TSV" if delimiter == "\t" else "CSV"
 
 
-def _parquet_records(path: str, data: bytes) -> tuple[list[str], list[Record]]:
+def _parquet_records(path: str, data: bytes) -> _Parsed:
     # pyarrow is imported here so that importing xite.data stays light.
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -246,7 +257,8 @@ def _parquet_records(path: str, data: bytes) -> tuple[list[str], list[Record]]:
         rows = table.to_pylist()
     except (pa.ArrowException, OSError, ValueError, TypeError) as e:
         raise InputError(path, f"cannot read Parquet: {e}") from None
-    return list(table.column_names), [(i, row) for i, row in enumerate(rows, start=1)]
+    records = [(i, row) for i, row in enumerate(rows, start=1)]
+    return _Parsed(records, list(table.column_names))
 
 
 _RECORD_READERS = {
@@ -302,15 +314,15 @@ def _first_present(keys: Sequence[str], candidates: Sequence[str]) -> str | None
     return next((c for c in candidates if c in keys), None)
 
 
-def _check_columns_exist(path: str, fmt: str, columns: list[str], plan: _FieldPlan) -> None:
+def _check_columns_exist(path: str, parsed: _Parsed, plan: _FieldPlan) -> None:
     """With a header (CSV/TSV) or a schema (Parquet), a missing column is reported once, up front."""
     wanted = list(plan.text_fields)
     if plan.labeled:
         wanted.append(plan.label)
-    line = 1 if fmt in ("csv", "tsv") else None
+    line = parsed.header_line  # None for Parquet: the schema has no line
     for name in wanted:
-        if name not in columns:
-            present = ", ".join(repr(c) for c in columns)
+        if name not in parsed.columns:
+            present = ", ".join(repr(c) for c in parsed.columns)
             hint = "; the first line must be a header naming the columns" if line else ""
             raise InputError(path, f"missing field: no such column (columns: {present}){hint}", line, name)
 

@@ -25,6 +25,7 @@ def check_count(n: int) -> int:
 
 def check_lam(lam: float) -> float:
     """λ is the weight of the target row: a number in [0, 1]."""
-    if isinstance(lam, bool) or not isinstance(lam, (int, float, np.integer, np.floating)) or not 0.0 <= lam <= 1.0:
+    is_number = isinstance(lam, (int, float, np.integer, np.floating)) and not isinstance(lam, bool)
+    if not is_number or not 0.0 <= lam <= 1.0:
         raise ValueError(f"lam must be a number in [0, 1] (the weight of the target row), got {lam!r}")
     return float(lam)

@@ -14,8 +14,8 @@ class MixupInterpolator(Interpolator):
     mode = "linear"
 
     def __init__(self, alpha: float = 0.4):
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(alpha) or alpha <= 0:
+        is_number = isinstance(alpha, (int, float, np.integer, np.floating)) and not isinstance(alpha, bool)
+        if not is_number or not math.isfinite(alpha) or alpha <= 0:
             raise ValueError(f"alpha must be a finite number > 0 (λ ~ Beta(alpha, alpha)), got {alpha!r}")
         self.alpha = float(alpha)
 

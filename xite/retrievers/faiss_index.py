@@ -15,7 +15,10 @@ reproducible). HNSW has no faiss GPU version: "auto" keeps it on the CPU, "yes" 
 
 k larger than the corpus is clamped to the corpus size m: the result has min(k, m) columns. An
 approximate index can find fewer than k neighbours for a query (IVF: the probed lists hold fewer
-rows); the missing ones come back as id -1 with score -3.4e38 (faiss's convention), at the end.
+rows). Those queries are searched again, wider: IVF probes every list (exact; on a GPU at most
+2048 lists), HNSW uses efSearch = max(4·ef_search, 4·k); ``config()["queries_searched_wider"]``
+counts them. Only if that still falls short (HNSW, in theory) does id -1 with score -3.4e38
+(faiss's convention) remain, at the end of the row.
 """
 
 from __future__ import annotations
@@ -130,7 +133,9 @@ class FaissRetriever(Retriever):
         import faiss
 
         if self.index_type == "hnsw":
-            raise ValueError("gpu='yes': faiss has no GPU HNSW index; use index='flat' or 'ivf', or gpu='auto'")
+            raise ValueError(
+                "gpu='yes': faiss has no GPU HNSW index; use index='flat' or 'ivf', or gpu='auto'"
+            )
         if faiss.get_num_gpus() == 0:
             raise ValueError(
                 "gpu='yes' but faiss sees no GPU (is faiss-gpu installed and a CUDA device visible?); "
@@ -162,7 +167,40 @@ class FaissRetriever(Retriever):
         if q.shape[0] == 0:
             return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
         scores, ids = self._index.search(q, k)
+        scores, ids = self._refill_missing(q, k, scores, ids)
         return sort_ties_by_id(scores.astype(np.float32, copy=False), ids.astype(np.int64, copy=False))
+
+    def _refill_missing(self, q: np.ndarray, k: int, scores: np.ndarray, ids: np.ndarray):
+        """Search again, wider, for the queries an approximate index left short of k neighbours.
+
+        Callers index the source with these ids, where -1 would silently mean the last row. IVF
+        then probes every list (exact; at most 2048 on a GPU); HNSW raises efSearch (almost always
+        enough).
+        """
+        short = np.flatnonzero((ids < 0).any(axis=1))
+        if short.size == 0 or self.index_type == "flat":
+            return scores, ids
+        scores, ids = scores.copy(), ids.copy()
+        scores[short], ids[short] = self._search_wider(q[short], k)
+        counted = self._effective.get("queries_searched_wider", 0)
+        self._effective["queries_searched_wider"] = counted + int(short.size)
+        return scores, ids
+
+    def _search_wider(self, q: np.ndarray, k: int):
+        import faiss
+
+        on_gpu = self._effective.get("gpu_used")
+        space = faiss.GpuParameterSpace() if on_gpu else faiss.ParameterSpace()
+        if self.index_type == "ivf":
+            nlist = self._effective["nlist"]
+            name, wide, normal = "nprobe", min(nlist, GPU_MAX_K) if on_gpu else nlist, self._effective["nprobe"]
+        else:
+            name, wide, normal = "efSearch", max(4 * self.ef_search, 4 * k), self.ef_search
+        space.set_index_parameter(self._index, name, wide)
+        try:
+            return self._index.search(q, k)
+        finally:
+            space.set_index_parameter(self._index, name, normal)
 
     def config(self) -> dict:
         options = {
