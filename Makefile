@@ -27,7 +27,7 @@ build: $(STAMP)
 	$(PY) setup.py build_ext --inplace
 
 demo: $(STAMP)
-	$(VENV)/bin/xite demo
+	$(VENV)/bin/xite augment --demo --projector lda --retriever faiss --out runs/demo --overwrite
 
 test: $(STAMP) cuda-check
 	$(PY) -m pytest -q tests

@@ -477,7 +477,9 @@ def _write_model_dir(f: E5File, dest: Path) -> None:
     from safetensors.numpy import save_file
 
     _bert_config(f).save_pretrained(str(dest))
-    save_file(bert_state_dict(f), str(dest / "model.safetensors"), metadata={"format": "pt"})
+    weights = dest / "model.safetensors"
+    save_file(bert_state_dict(f), str(weights), metadata={"format": "pt"})
+    weights.chmod(0o644)  # save_file writes 0600; a shared XITE_HOME must stay readable
     _save_tokenizer(build_tokenizer(f), dest)
 
 
@@ -574,12 +576,34 @@ def _file_lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_dead_temp_dirs(dest: Path) -> None:
+    """Temp dirs of builds that were killed (SIGKILL skips our cleanup): ~470 MB each."""
+    for tmp in dest.parent.glob(f".{dest.name}.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit(".tmp-", 1)[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        if not _pid_alive(pid):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def ensure_e5_small() -> Path:
-    """The converted model directory, building it (about 10-20 s, once) if missing or stale."""
+    """The converted model directory, building it (about 10-30 s, once) if missing or stale."""
     dest = e5_small_dir()
     if _is_current(dest):
         return dest
     with _file_lock(dest.with_name(f".{dest.name}.lock")):
         if not _is_current(dest):  # another process may have built it while we waited
+            _remove_dead_temp_dirs(dest)
             build_e5_small(dest)
     return dest

@@ -6,6 +6,8 @@ torch/transformers are imported inside functions so that registering these encod
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -28,6 +30,34 @@ def _one_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' per-load weight progress bar and load report; xite reports what
+    matters itself (see _drop_untrained_pooler / load_model)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def _drop_untrained_pooler(model, missing: set[str]) -> set[str]:
+    """Encoders saved without a pooler (e5-small) get a randomly initialised one from AutoModel:
+    xite never uses it, so remove it rather than compute it on every batch."""
+    pooler_keys = {k for k in missing if k.startswith("pooler.")}
+    if pooler_keys and getattr(model, "pooler", None) is not None:
+        model.pooler = None
+        return missing - pooler_keys
+    return missing
+
+
 def load_model(source: str | Path, device: str = "cpu", spec: str | None = None):
     """(model, tokenizer) from a hub name or local directory, in eval mode on ``device``.
     Anything that keeps the model from loading becomes a one-line ConfigError naming the spec."""
@@ -35,10 +65,18 @@ def load_model(source: str | Path, device: str = "cpu", spec: str | None = None)
 
     label = spec or str(source)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(source))
-        model = AutoModel.from_pretrained(str(source))
+        with _quiet_transformers():
+            tokenizer = AutoTokenizer.from_pretrained(str(source))
+            model, info = AutoModel.from_pretrained(str(source), output_loading_info=True)
     except Exception as exc:  # transformers raises OSError, ValueError, KeyError, ...
         raise ConfigError(f"{label}: cannot load the model: {_one_line(exc)}") from exc
+    missing = _drop_untrained_pooler(model, set(info.get("missing_keys", ())))
+    if missing:
+        warnings.warn(
+            f"{label}: {len(missing)} weights are not in the checkpoint and were randomly "
+            f"initialised (e.g. {sorted(missing)[0]}); its embeddings will be noise there",
+            stacklevel=2,
+        )
     model.to(device)
     model.eval()
     return model, tokenizer
@@ -78,14 +116,15 @@ def pool(hidden, mask, pooling: str):
 
 
 def _progress_bar(enabled: bool, label: str):
-    import contextlib
-
     if not enabled:
         return contextlib.nullcontext(None)
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+    # stderr: stdout may carry a command's real output (JSON, tables) that must stay clean.
     return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), transient=True
+        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+        transient=True, console=Console(stderr=True),
     )
 
 
@@ -211,6 +250,8 @@ class TransformersEncoder(Encoder):
         )
 
     def encode_pairs(self, a, b, batch_size: int | None = None, progress: bool = True) -> np.ndarray:
+        if len(a) != len(b):
+            raise ValueError(f"encode_pairs needs as many first texts as second texts ({len(a)} != {len(b)})")
         return super().encode_pairs(a, b, batch_size=batch_size or self.batch_size, progress=progress)
 
     def config(self) -> dict:

