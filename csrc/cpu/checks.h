@@ -13,10 +13,10 @@
 #include <optional>
 #include <string>
 
+#include "modes.h"
+
 namespace xite {
 
-enum class Mode : int { Keep = 0, Remove = 1, None = 2 };
-enum class Interp : int { Linear = 0, Slerp = 1 };
 
 inline Mode parse_mode(c10::string_view s) {
   if (s == "keep") return Mode::Keep;

@@ -2,7 +2,8 @@
 //
 // One pass over memory: each output row is computed from its target row and the bank row that
 // index points at, read in place (the gathered rows are never materialised). Per row, the only
-// temporaries are d + d + r values in a per-thread scratch buffer that stays in L1/L2.
+// temporaries are d + d + r values in a per-thread scratch buffer that stays in L1/L2 (the GEMM
+// path for r >= 8 in project_interpolate_cpu.cpp uses a per-thread [64, d] block instead).
 // Loops over d are written so the compiler vectorises them (`#pragma omp simd`); the caller
 // compiles them once per instruction set (see project_interpolate_cpu.cpp).
 #pragma once
@@ -11,7 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "checks.h"
+#include "modes.h"
 
 #if defined(__GNUC__)
 #define XITE_INLINE inline __attribute__((always_inline))
@@ -41,6 +42,20 @@ struct Args {
   Mode mode;
   Interp interp;
 };
+
+// Starts the bank row that a later iteration gathers: rows are picked at random, so each one
+// begins with a cache and TLB miss. The first few lines are enough; the hardware prefetcher
+// follows the rest of the row once it sees it streaming (measured: prefetching whole rows, or
+// further ahead, is no faster; non-temporal stores for out were no faster either).
+constexpr int64_t kPrefetchRowsAhead = 4;
+constexpr int64_t kPrefetchBytes = 256;
+
+template <typename T>
+XITE_INLINE void prefetch_row_start(const T* row, int64_t d) {
+  const char* p = reinterpret_cast<const char*>(row);
+  const int64_t bytes = std::min<int64_t>(d * static_cast<int64_t>(sizeof(T)), kPrefetchBytes);
+  for (int64_t off = 0; off < bytes; off += 64) __builtin_prefetch(p + off, 0, 3);
+}
 
 // coef = Uᵀ src. Four basis vectors per sweep: four independent accumulators hide the FMA
 // latency and each src element is loaded once for four products.
@@ -195,6 +210,9 @@ XITE_INLINE void rows(const Args<T>& a, int64_t begin, int64_t end, T* scratch) 
   T* along = scratch + d;
   T* coef = scratch + 2 * d;
   for (int64_t i = begin; i < end; ++i) {
+    if (i + kPrefetchRowsAhead < end) {
+      prefetch_row_start(a.bank + a.index[(i + kPrefetchRowsAhead) * a.index_stride] * a.bank_stride, d);
+    }
     const T* x = a.x + i * a.x_stride;
     const T* b = a.bank + a.index[i * a.index_stride] * a.bank_stride;
     const T lam = a.lam[i * a.lam_stride];

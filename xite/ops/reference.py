@@ -3,7 +3,7 @@
     out[i] = lam[i] * P(target[i]) + (1 - lam[i]) * bank[index[i]]             (interp "linear")
     P(x)   = mean + basis @ (basis.T @ (x - mean))     mode "keep"   (mean = 0 when not given)
            = x - basis @ (basis.T @ (x - mean))        mode "remove"
-           = x                                         no basis
+           = x                                         mode "none", no basis, or r = 0
     slerp: u = P(target[i]) / |.|, v = bank[index[i]] / |.|, Ω = angle(u, v),
            out[i] = sin(lam Ω)/sin Ω · u + sin((1-lam) Ω)/sin Ω · v   (lam weighs the target,
            as in the linear mode); where sin Ω < 1e-6 it falls back to lam·u + (1-lam)·v.
@@ -17,7 +17,9 @@ SLERP_EPS = 1e-6
 
 
 def project(target: torch.Tensor, basis: torch.Tensor | None, mean: torch.Tensor | None, mode: str) -> torch.Tensor:
-    if basis is None or basis.shape[1] == 0:
+    # An empty basis means "no projection" (not "project onto nothing", which would give the mean):
+    # r = 0 is how a projector says it has nothing to keep or remove.
+    if mode == "none" or basis is None or basis.shape[1] == 0:
         return target
     centred = target - mean if mean is not None else target
     along = (centred @ basis) @ basis.T
@@ -25,7 +27,7 @@ def project(target: torch.Tensor, basis: torch.Tensor | None, mean: torch.Tensor
         return along + mean if mean is not None else along
     if mode == "remove":
         return target - along
-    raise ValueError(f"mode must be 'keep' or 'remove', got {mode!r}")
+    raise ValueError(f"mode must be 'keep', 'remove' or 'none', got {mode!r}")
 
 
 def project_interpolate(
