@@ -66,3 +66,10 @@ def test_pairs_reuse_single_text_embeddings(tmp_path):
     assert x.shape == (2, 32)
     np.testing.assert_allclose(np.linalg.norm(x, axis=1), 1.0, rtol=1e-5)
     assert sorted(t for call in enc.calls for t in call) == ["h1", "h2", "p1"]
+
+
+def test_e5_pairs_are_cached_per_text():
+    from xite.encoders.cache import _uses_default_pairs
+    from xite.encoders.e5_small import E5SmallEncoder
+
+    assert _uses_default_pairs(E5SmallEncoder())  # constructing loads no model

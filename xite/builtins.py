@@ -47,8 +47,10 @@ def register_interpolators(register):
 
 @hookimpl
 def register_adopters(register):
+    from xite.adopters.agree import AgreeAdopter
     from xite.adopters.top1 import Top1Adopter
     from xite.adopters.vote import VoteAdopter
 
     register("top1", Top1Adopter)
     register("vote", VoteAdopter)
+    register("agree", AgreeAdopter)

@@ -177,6 +177,83 @@ def _print_summary(manifest: dict, out_dir: Optional[Path]) -> None:
 
 
 @app.command()
+def train(
+    source: Path = typer.Option(..., "--source", help="Labeled English corpus."),
+    synthetic: Optional[List[Path]] = typer.Option(None, "--synthetic", help="Run directory of `xite augment` (repeat)."),
+    head: str = typer.Option("linear", "--head", help="Classifier head: linear or mlp."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write (atomically)."),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Labeled English dev set: early stopping and model selection."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
+    encoder: Optional[str] = typer.Option(None, help="Encoder (default: the synthetic runs', else e5-small)."),
+    epochs: Optional[int] = typer.Option(None, help="Most epochs."),
+    patience: Optional[int] = typer.Option(None, help="Epochs without English-dev improvement before stopping."),
+    lr: Optional[float] = typer.Option(None, help="Learning rate (AdamW)."),
+    hidden: Optional[int] = typer.Option(None, help="mlp: hidden units."),
+    seed: int = typer.Option(0, help="Seed for initialisation and shuffling."),
+    batch_size: int = typer.Option(64, help="Encoding batch size."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Train a classifier head on frozen embeddings of English + synthetic rows."""
+    from xite.train import train as run_train
+
+    model = run_train(
+        source, synthetic or [], dev=dev, head=head, out=out, overwrite=overwrite, encoder=encoder, seed=seed,
+        head_options=_drop_none(dict(epochs=epochs, patience=patience, lr=lr, hidden=hidden)),
+        batch_size=batch_size, progress=not quiet,
+    )
+    fit = model.config()["fit"]
+    dev_note = "" if fit["dev_accuracy"] is None else f", English dev accuracy {fit['dev_accuracy']:.4f} at epoch {fit['best_epoch']}"
+    out_console.print(f"trained a {head} head on {model.input_dim}-d {model.encoder['name']} embeddings "
+                      f"({model.training['source']['rows']} English + {sum(r['rows'] for r in model.training['synthetic'])} synthetic rows{dev_note})")
+    out_console.print(f"model: {out}")
+
+
+@app.command()
+def evaluate(
+    model_dir: Path = typer.Argument(..., help="Model directory written by `xite train`."),
+    test: List[str] = typer.Option(..., "--test", help="Labeled test corpus, LANG=PATH (repeat)."),
+    encoder: Optional[str] = typer.Option(None, help="Refuse unless the model was trained on this encoder."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    batch_size: int = typer.Option(64, help="Encoding batch size."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Accuracy, macro-F1 and a confusion matrix per language."""
+    from xite.evaluate import evaluate as run_evaluate
+
+    results = run_evaluate(model_dir, _lang_path(test, "--test"), encoder=encoder, batch_size=batch_size, progress=not quiet)
+    if as_json:
+        out_console.print_json(json.dumps(results))
+        return
+    table = Table(title=f"xite evaluate {model_dir}")
+    for col in ("language", "n", "accuracy", "macro-F1", "confusion (rows gold, cols predicted)"):
+        table.add_column(col, justify="left" if col in ("language", "confusion (rows gold, cols predicted)") else "right")
+    for lang, m in results.items():
+        confusion = "\n".join(f"{name}: {row}" for name, row in zip(m["label_names"], m["confusion"]))
+        table.add_row(lang, str(m["n"]), f"{m['accuracy']:.4f}", f"{m['macro_f1']:.4f}", confusion)
+    out_console.print(table)
+
+
+@app.command()
+def experiment(
+    data: Path = typer.Option(..., "--data", help="Benchmark directory: DATA/<task>/<lang>/{train,unlabeled,dev,test}.jsonl."),
+    task: str = typer.Option(..., "--task", help="Task directory under DATA (sentiment, nli)."),
+    config: Optional[Path] = typer.Option(None, "--config", help="TOML file merged over the default grid."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: xite-experiment-TASK)."),
+    language: Optional[List[str]] = typer.Option(None, "--language", "-l", help="Target language (repeat; default: the config's)."),
+    seed: Optional[List[int]] = typer.Option(None, "--seed", help="Seed (repeat; default: the config's)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """The whole protocol: zero-shot, XITE variants, self-training, upper bound, over seeds."""
+    from xite.experiment import experiment as run_experiment
+
+    out = out or Path(f"xite-experiment-{task}")
+    results = run_experiment(data, task, config=config, out=out, languages=language or None, seeds=seed or None,
+                             progress=not quiet, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+    out_console.print((out / "results.md").read_text(encoding="utf-8"))
+    out_console.print(f"results: {out / 'results.json'}, {out / 'results.md'} ({results['timing_s']['total']:.0f} s)")
+
+
+@app.command()
 def plugins() -> None:
     """List registered components: kind, name and the package each came from."""
     from xite import plugins as plugin_registry

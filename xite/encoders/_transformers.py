@@ -249,11 +249,6 @@ class TransformersEncoder(Encoder):
             label=f"encoding {self.name}",
         )
 
-    def encode_pairs(self, a, b, batch_size: int | None = None, progress: bool = True) -> np.ndarray:
-        if len(a) != len(b):
-            raise ValueError(f"encode_pairs needs as many first texts as second texts ({len(a)} != {len(b)})")
-        return super().encode_pairs(a, b, batch_size=batch_size or self.batch_size, progress=progress)
-
     def config(self) -> dict:
         cfg = super().config()
         cfg.update(pooling=self.pooling, prefix=self.prefix, max_length=self.max_length)

@@ -36,7 +36,12 @@ class Encoder:
     def encode_pairs(
         self, a: Sequence[str], b: Sequence[str], batch_size: int = 64, progress: bool = True
     ) -> np.ndarray:
-        """One vector per text pair: ``[u, v, |u-v|, u*v]`` (dimension 4 * dim)."""
+        """One vector per text pair: ``[u, v, |u-v|, u*v]`` (dimension 4 * dim).
+
+        Encoders that keep this default get their pairs cached per text (a premise shared by
+        three hypotheses is encoded once); an override is cached per pair instead."""
+        if len(a) != len(b):
+            raise ValueError(f"encode_pairs needs as many first texts as second texts ({len(a)} != {len(b)})")
         u = self.encode(a, batch_size=batch_size, progress=progress)
         v = self.encode(b, batch_size=batch_size, progress=progress)
         return pair_features(u, v)

@@ -1,0 +1,103 @@
+"""``evaluate``: accuracy, macro-F1 and a confusion matrix per language (DESIGN §1.7)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from xite.errors import InputError, XiteError
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows: gold label; columns: predicted label."""
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    return cm
+
+
+def macro_f1_from_confusion(cm: np.ndarray) -> float:
+    """Mean F1 over the classes that occur in gold or predictions (as sklearn's with labels seen);
+    a class that is neither gold nor predicted says nothing about the classifier."""
+    tp = np.diag(cm).astype(np.float64)
+    gold = cm.sum(axis=1).astype(np.float64)
+    pred = cm.sum(axis=0).astype(np.float64)
+    present = (gold + pred) > 0
+    denom = gold + pred
+    f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1e-12), 0.0)
+    return float(f1[present].mean()) if present.any() else 0.0
+
+
+def metrics(y_true: np.ndarray, y_pred: np.ndarray, label_names: Sequence[str]) -> dict:
+    """accuracy, macro_f1, per-class F1 and the confusion matrix, as plain JSON-able values."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    if len(y_true) != len(y_pred):
+        raise ValueError(f"{len(y_true)} gold labels but {len(y_pred)} predictions")
+    n = len(label_names)
+    cm = confusion_matrix(y_true, y_pred, n)
+    tp = np.diag(cm).astype(np.float64)
+    denom = cm.sum(axis=1) + cm.sum(axis=0)
+    per_class = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+    return {
+        "n": int(len(y_true)),
+        "accuracy": float((y_true == y_pred).mean()) if len(y_true) else 0.0,
+        "macro_f1": macro_f1_from_confusion(cm),
+        "f1": {name: float(v) for name, v in zip(label_names, per_class)},
+        "confusion": cm.tolist(),
+        "label_names": list(label_names),
+    }
+
+
+def evaluate(
+    model: Any,
+    tests: Mapping[str, str | Path] | Sequence[tuple[str, str | Path]],
+    *,
+    encoder: str | None = None,
+    batch_size: int = 64,
+    text_field: str | None = None,
+    premise_field: str | None = None,
+    hypothesis_field: str | None = None,
+    label_field: str | None = None,
+    progress: bool = True,
+) -> dict[str, dict]:
+    """Score a model directory (or a loaded :class:`~xite.train.HeadModel`) on labeled test files.
+
+    Returns ``{language: metrics}``. The test files are encoded with the model's own encoder;
+    naming another ``encoder`` is an error, as is a label the model never saw.
+    """
+    from xite import plugins
+    from xite.data.readers import read_corpus
+    from xite.encoders.cache import EmbeddingCache
+    from xite.pipeline import _encode
+    from xite.train import check_same_encoder, encoder_identity, load_model
+
+    model = load_model(model) if isinstance(model, (str, Path)) else model
+    pairs = list(tests.items()) if isinstance(tests, Mapping) else list(tests)
+    if not pairs:
+        raise XiteError("give at least one test file (LANG=PATH)")
+    spec = model.encoder.get("spec") or model.encoder.get("name")
+    if not spec:
+        raise XiteError("the model's config names no encoder")
+    if encoder is not None and encoder != spec:
+        raise XiteError(f"the model was trained on {spec} embeddings; it cannot score {encoder} embeddings")
+    enc = plugins.create("encoders", spec, dict(model.encoder.get("options") or {}))
+    check_same_encoder(encoder_identity(enc, spec), model.encoder, "the model")
+    cache = EmbeddingCache(enc.cache_key)
+    fields = dict(text_field=text_field, premise_field=premise_field, hypothesis_field=hypothesis_field, label_field=label_field)
+    results = {}
+    for lang, path in pairs:
+        corpus = read_corpus(path, labeled=True, **fields)
+        if corpus.is_pair != model.pairs:
+            kind = lambda p: "text pairs" if p else "single texts"  # noqa: E731
+            raise InputError(corpus.path, f"holds {kind(corpus.is_pair)} but the model takes {kind(model.pairs)}")
+        unknown = sorted(set(corpus.labels) - set(model.label_names))
+        if unknown:
+            line = corpus.line_numbers[corpus.labels.index(unknown[0])]
+            raise InputError(corpus.path, f"label {unknown[0]!r} is not one the model knows ({', '.join(model.label_names)})",
+                             line=line, field=corpus.label_field)
+        y = corpus.encode_labels(model.label_names)
+        x = _encode(enc, cache, corpus, batch_size, progress)
+        results[str(lang)] = {"path": str(path), **metrics(y, model.predict(x), model.label_names)}
+    return results
