@@ -1,25 +1,16 @@
 """Spherical interpolation (beyond the paper) between the normalised projected target and source.
 
-λ is the target's weight, as in the linear mode; the kernel falls back to linear interpolation of
-the normalised vectors when they are (anti)parallel (see xite.ops.reference).
+λ is the target's weight, as in the linear mode; the options are the linear interpolator's, only
+the kernel's mode differs. For nearly parallel rows the slerp weights tend to λ and 1 − λ (the
+linear limit); for nearly antiparallel rows slerp is ill-defined (see xite.ops.reference), which
+retrieved nearest neighbours do not produce.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from xite.interpolators.base import Interpolator, check_count, check_lam
+from xite.interpolators.linear import LinearInterpolator
 
 
-class SlerpInterpolator(Interpolator):
+class SlerpInterpolator(LinearInterpolator):
     name = "slerp"
     mode = "slerp"
-
-    def __init__(self, lam: float = 0.5):
-        self.lam = check_lam(lam)
-
-    def coefficients(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        return np.full(check_count(n), self.lam, dtype=np.float32)
-
-    def config(self) -> dict:
-        return {"lam": self.lam}
