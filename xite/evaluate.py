@@ -70,7 +70,7 @@ def evaluate(
     from xite import plugins
     from xite.data.readers import read_corpus
     from xite.encoders.cache import EmbeddingCache
-    from xite.pipeline import _encode
+    from xite.encoders.cache import encode_corpus
     from xite.train import check_same_encoder, encoder_identity, load_model
 
     model = load_model(model) if isinstance(model, (str, Path)) else model
@@ -98,6 +98,6 @@ def evaluate(
             raise InputError(corpus.path, f"label {unknown[0]!r} is not one the model knows ({', '.join(model.label_names)})",
                              line=line, field=corpus.label_field)
         y = corpus.encode_labels(model.label_names)
-        x = _encode(enc, cache, corpus, batch_size, progress)
+        x = encode_corpus(enc, cache, corpus, batch_size, progress)
         results[str(lang)] = {"path": str(path), **metrics(y, model.predict(x), model.label_names)}
     return results

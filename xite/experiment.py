@@ -152,7 +152,7 @@ def load_task(data: Path, task: str, languages: list[str], cfg: Mapping, progres
     from xite import plugins
     from xite.data.readers import label_set, read_corpus
     from xite.encoders.cache import EmbeddingCache
-    from xite.pipeline import _encode
+    from xite.encoders.cache import encode_corpus
     from xite.train import encoder_identity
 
     exp = cfg["experiment"]
@@ -170,13 +170,13 @@ def load_task(data: Path, task: str, languages: list[str], cfg: Mapping, progres
         if not path.is_file():
             raise XiteError(f"{path}: missing (the experiment needs {src_lang} train/dev/test and <lang> unlabeled/dev/test)")
         corpus = read_corpus(path, labeled=labeled)
-        return corpus, Split(_encode(enc, cache, corpus, batch, progress), None if names is None else corpus.encode_labels(names), corpus.digest)
+        return corpus, Split(encode_corpus(enc, cache, corpus, batch, progress), None if names is None else corpus.encode_labels(names), corpus.digest)
 
     say(f"encoding {task} with {enc.name} (cached rows are not encoded again)")
     train_c = read_corpus(root / src_lang / "train.jsonl", labeled=True)
     names = label_set(train_c.labels)
     train_c = sample_rows(train_c, int(exp.get("max_source_rows") or 0), int(exp.get("source_sample_seed", 13)))
-    source = {"train": Split(_encode(enc, cache, train_c, batch, progress), train_c.encode_labels(names), train_c.digest)}
+    source = {"train": Split(encode_corpus(enc, cache, train_c, batch, progress), train_c.encode_labels(names), train_c.digest)}
     source.update({split: load(src_lang, split, True, names)[1] for split in ("dev", "test")})
     targets = {}
     for lang in languages:
@@ -419,7 +419,7 @@ def _adopt(shared: _Shared, variant: Variant, lang: str, split: str, seed: int):
 
 def _xite_cell(shared: _Shared, seed: int, variant: Variant) -> dict:
     from xite import plugins
-    from xite.pipeline import _expand, _interpolate
+    from xite.pipeline import expand_kept, interpolate
 
     projection = shared.projections[json.dumps(variant.projector.to_dict(), sort_keys=True)]
     interp = plugins.create("interpolators", variant.interpolator.name, variant.interpolator.options)
@@ -430,8 +430,8 @@ def _xite_cell(shared: _Shared, seed: int, variant: Variant) -> dict:
     for lang in shared.languages:
         t = shared.data.targets[lang]
         adoption = _adopt(shared, variant, lang, "unlabeled", seed)
-        t_idx, s_idx, lam, _sim, y = _expand(adoption, per_target, interp, rng)
-        z = _interpolate(t["unlabeled"].x, x_src, t_idx, s_idx, lam, projection, interp.mode) if len(t_idx) else np.zeros((0, x_src.shape[1]), np.float32)
+        t_idx, s_idx, lam, _sim, y = expand_kept(adoption, per_target, interp, rng)
+        z = interpolate(t["unlabeled"].x, x_src, t_idx, s_idx, lam, projection, interp.mode) if len(t_idx) else np.zeros((0, x_src.shape[1]), np.float32)
         rows[lang] = (z, y)
         pseudo[lang] = _pseudo_label_quality(_adopt(shared, variant, lang, "dev", seed), t["dev"].y)
     return {"models": _per_language_models(shared, seed, rows, variant.weight), "pseudo_labels_dev": pseudo,

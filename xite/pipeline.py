@@ -18,7 +18,7 @@ import xite
 from xite import plugins
 from xite.adopters.base import Adoption, AdoptionContext
 from xite.data.readers import Corpus, encode_labels, label_set, read_corpus
-from xite.encoders.cache import EmbeddingCache, encode_cached, encode_pairs_cached
+from xite.encoders.cache import EmbeddingCache, encode_corpus
 from xite.errors import InputError, XiteError
 
 
@@ -151,7 +151,7 @@ def augment(
     cache = EmbeddingCache(enc.cache_key)
     with timer.stage("encode"):
         say(f"encoding with {enc.name} ({len(src) + sum(len(c) for _, c in tgts + extras)} rows, cached ones skipped)")
-        encode = lambda corpus: _encode(enc, cache, corpus, batch_size, progress)  # noqa: E731
+        encode = lambda corpus: encode_corpus(enc, cache, corpus, batch_size, progress)  # noqa: E731
         x_src = encode(src)
         enc_targets = [_Encoded(c, lang, encode(c)) for lang, c in tgts]
         enc_extras = [_Encoded(c, lang, encode(c)) for lang, c in extras]
@@ -174,8 +174,8 @@ def augment(
 
     with timer.stage("interpolate"):
         rng = np.random.default_rng(seed)
-        t_idx, s_idx, lam, sim, y = _expand(adoption, per_target, components["interpolator"], rng)
-        z = _interpolate(x_tgt, x_src, t_idx, s_idx, lam, projection, components["interpolator"].mode)
+        t_idx, s_idx, lam, sim, y = expand_kept(adoption, per_target, components["interpolator"], rng)
+        z = interpolate(x_tgt, x_src, t_idx, s_idx, lam, projection, components["interpolator"].mode)
 
     languages = _row_languages(enc_targets, t_idx)
     pairs = _pair_rows(src, enc_targets, t_idx, s_idx, y, sim, lam, label_names, languages)
@@ -221,13 +221,6 @@ def _check_same_shape(src: Corpus, other: Corpus) -> None:
         raise InputError(other.path, f"holds {kind(other)} but the source {src.path} holds {kind(src)}")
 
 
-def _encode(enc, cache: EmbeddingCache, corpus: Corpus, batch_size: int, progress: bool) -> np.ndarray:
-    if corpus.is_pair:
-        a, b = corpus.pairs
-        return encode_pairs_cached(enc, cache, a, b, batch_size, progress)
-    return encode_cached(enc, cache, corpus.texts, batch_size, progress)
-
-
 def _language_labeled(source_language: str, x_src: np.ndarray, others: list[_Encoded]) -> tuple[np.ndarray, list[str]]:
     x = np.concatenate([x_src] + [e.x for e in others], axis=0)
     langs = [source_language] * len(x_src)
@@ -236,7 +229,7 @@ def _language_labeled(source_language: str, x_src: np.ndarray, others: list[_Enc
     return x, langs
 
 
-def _expand(adoption: Adoption, per_target: int, interpolator, rng: np.random.Generator):
+def expand_kept(adoption: Adoption, per_target: int, interpolator, rng: np.random.Generator):
     """Kept target rows, each repeated ``per_target`` times with its own λ."""
     kept = np.flatnonzero(adoption.keep)
     t_idx = np.repeat(kept, per_target).astype(np.int64)
@@ -250,7 +243,7 @@ def _expand(adoption: Adoption, per_target: int, interpolator, rng: np.random.Ge
     )
 
 
-def _interpolate(x_tgt, x_src, t_idx, s_idx, lam, projection, mode: str) -> np.ndarray:
+def interpolate(x_tgt, x_src, t_idx, s_idx, lam, projection, mode: str) -> np.ndarray:
     import torch
 
     from xite.ops import project_interpolate

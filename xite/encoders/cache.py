@@ -122,3 +122,11 @@ def encode_pairs_cached(encoder: Encoder, cache: EmbeddingCache, a: Sequence[str
     cache.stats.hits += pair_cache.stats.hits
     cache.stats.encoded += pair_cache.stats.encoded
     return vecs
+
+
+def encode_corpus(enc: Encoder, cache: EmbeddingCache, corpus, batch_size: int = 64, progress: bool = True) -> np.ndarray:
+    """Embeddings of a read corpus (single texts or pairs), through the cache."""
+    if corpus.is_pair:
+        a, b = corpus.pairs
+        return encode_pairs_cached(enc, cache, a, b, batch_size, progress)
+    return encode_cached(enc, cache, corpus.texts, batch_size, progress)

@@ -171,7 +171,7 @@ def train(
     from xite import plugins
     from xite.data.readers import label_set, read_corpus
     from xite.encoders.cache import EmbeddingCache
-    from xite.pipeline import _encode
+    from xite.encoders.cache import encode_corpus
     from xite.run_io import read_run
 
     if out is not None and Path(out).exists() and not overwrite:
@@ -191,7 +191,7 @@ def train(
     for run in runs:
         _check_run_fits(run, label_names, src.is_pair)
     cache = EmbeddingCache(enc.cache_key)
-    x_parts = [_encode(enc, cache, src, batch_size, progress)]
+    x_parts = [encode_corpus(enc, cache, src, batch_size, progress)]
     y_parts = [src.encode_labels(label_names)]
     for run in runs:
         x_parts.append(np.asarray(run.tensors["embeddings"], dtype=np.float32))
@@ -203,7 +203,7 @@ def train(
         dev_c = read_corpus(dev, labeled=True, **fields)
         _check_pairs(dev_c, src.is_pair)
         y_dev = dev_c.encode_labels(label_names)
-        x_dev = _encode(enc, cache, dev_c, batch_size, progress)
+        x_dev = encode_corpus(enc, cache, dev_c, batch_size, progress)
     options = HeadOptions(**{**dict(head_options or {}), "type": head, "seed": seed})
     training = {
         "source": {"path": str(src.path), "digest": src.digest, "rows": len(src)},
