@@ -148,3 +148,12 @@ def test_demo_corpus_with_e5(tmp_path):
     assert r.embeddings.shape[1] == 384
     assert r.manifest["mean_similarity"] > 0.75
     assert (out / "synthetic.safetensors").exists()
+
+
+def test_a_component_refusing_the_data_is_a_config_error(tmp_path):
+    from xite.errors import ConfigError
+
+    # en + ko gives LDA at most rank 1.
+    files = sentiment_files(tmp_path)
+    with pytest.raises(ConfigError, match="projector 'lda'.*maximum is 1"):
+        xite.augment(files["en"], {"ko": files["ko"]}, projector_options={"rank": 3}, **FAST)

@@ -19,7 +19,7 @@ from xite import plugins
 from xite.adopters.base import Adoption, AdoptionContext
 from xite.data.readers import Corpus, encode_labels, label_set, read_corpus
 from xite.encoders.cache import EmbeddingCache, encode_corpus
-from xite.errors import InputError, XiteError
+from xite.errors import ConfigError, InputError, XiteError
 
 
 @dataclass
@@ -75,6 +75,16 @@ class _Timer:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 3)
+
+
+@contextmanager
+def _component_errors(kind: str, spec: "ComponentSpec") -> Iterator[None]:
+    """A component's ValueError (a bad option for this data, e.g. an LDA rank above the number of
+    languages - 1) is the user's to fix: report it as one line naming the component."""
+    try:
+        yield
+    except ValueError as exc:
+        raise ConfigError(f"{kind} '{spec.name}': {exc}") from exc
 
 
 def _as_spec(value: str | ComponentSpec, options: Mapping[str, Any] | None) -> ComponentSpec:
@@ -158,21 +168,21 @@ def augment(
     x_tgt = np.concatenate([e.x for e in enc_targets], axis=0)
 
     adopter_c = components["adopter"]
-    with timer.stage("retrieve"):
+    with timer.stage("retrieve"), _component_errors("retriever", specs["retriever"]):
         retr = components["retriever"]
         retr.build(x_src)
         k = min(adopter_c.k, len(src))
         scores, ids = retr.search(x_tgt, k)
-    with timer.stage("adopt"):
+    with timer.stage("adopt"), _component_errors("adopter", specs["adopter"]):
         adoption = adopter_c.adopt(scores, ids, y_src, AdoptionContext(n_classes=len(label_names)))
 
-    with timer.stage("project"):
+    with timer.stage("project"), _component_errors("projector", specs["projector"]):
         x_fit, langs = _language_labeled(source_language, x_src, enc_targets + enc_extras)
         projection = components["projector"].fit(x_fit, langs, source_language=source_language)
     for warning in [projection.info.get("warning")] if projection.info.get("warning") else []:
         say(f"note: {warning}")
 
-    with timer.stage("interpolate"):
+    with timer.stage("interpolate"), _component_errors("interpolator", specs["interpolator"]):
         rng = np.random.default_rng(seed)
         t_idx, s_idx, lam, sim, y = expand_kept(adoption, per_target, components["interpolator"], rng)
         z = interpolate(x_tgt, x_src, t_idx, s_idx, lam, projection, components["interpolator"].mode)
