@@ -21,7 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
-out_console = Console(soft_wrap=True)
+out_console = Console(soft_wrap=True, highlight=False)
 
 
 def _lang_path(values: Optional[List[str]], flag: str) -> list[tuple[str, Path]]:

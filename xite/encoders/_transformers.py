@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import ConfigError
+from ..progress import progress_bar
 from .base import Encoder, l2_normalise
 
 POOLINGS = ("mean", "cls")
@@ -115,19 +116,6 @@ def pool(hidden, mask, pooling: str):
     return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
 
 
-def _progress_bar(enabled: bool, label: str):
-    if not enabled:
-        return contextlib.nullcontext(None)
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    # stderr: stdout may carry a command's real output (JSON, tables) that must stay clean.
-    return Progress(
-        TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        transient=True, console=Console(stderr=True),
-    )
-
-
 def effective_max_length(tokenizer, max_length: int) -> int:
     """Never ask for more tokens than the tokenizer says the model takes."""
     limit = getattr(tokenizer, "model_max_length", None)
@@ -166,7 +154,7 @@ def encode_texts(
     out = np.empty((len(texts), dim), dtype=np.float32)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     n_batches = (len(texts) + batch_size - 1) // batch_size
-    with _progress_bar(progress and n_batches > 1, label) as bar, torch.inference_mode():
+    with progress_bar(progress and n_batches > 1, label) as bar, torch.inference_mode():
         task = bar.add_task(label, total=len(texts)) if bar is not None else None
         for start in range(0, len(texts), batch_size):
             rows = order[start : start + batch_size]

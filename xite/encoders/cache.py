@@ -19,8 +19,9 @@ import numpy as np
 
 from xite.encoders.base import Encoder, pair_features
 from xite.paths import xite_home
+from xite.progress import progress_bar
 
-CHUNK = 2048  # texts per shard: the most an interruption can lose
+CHUNK = 1024  # texts per shard: the most an interruption can lose, and the progress step
 
 
 def text_digest(text: str) -> bytes:
@@ -70,8 +71,16 @@ class EmbeddingCache:
             os.replace(tmp, f"{stem}{suffix}")
         self._add_shard(key_arr, vecs)
 
-    def encode(self, texts: Sequence[str], encode_fn: Callable[[list[str]], np.ndarray], dim: int) -> np.ndarray:
-        """Embeddings of ``texts``, encoding (in chunks, each saved) only what is not cached."""
+    def encode(
+        self,
+        texts: Sequence[str],
+        encode_fn: Callable[[list[str]], np.ndarray],
+        dim: int,
+        progress: bool = False,
+        label: str = "encoding",
+    ) -> np.ndarray:
+        """Embeddings of ``texts``, encoding (in chunks, each saved) only what is not cached.
+        With ``progress``, one bar runs over every text still to encode."""
         index = self._load_index()
         digests = [text_digest(t) for t in texts]
         missing: dict[bytes, str] = {}
@@ -80,11 +89,15 @@ class EmbeddingCache:
                 missing[d] = t
         self.stats.hits += len(texts) - len(missing)
         todo = list(missing.items())
-        for start in range(0, len(todo), CHUNK):
-            chunk = todo[start : start + CHUNK]
-            vecs = np.ascontiguousarray(encode_fn([t for _, t in chunk]), dtype=np.float32)
-            self._write_shard([d for d, _ in chunk], vecs)
-            self.stats.encoded += len(chunk)
+        with progress_bar(progress and len(todo) > 0, label) as bar:
+            task = bar.add_task(label, total=len(todo)) if bar is not None else None
+            for start in range(0, len(todo), CHUNK):
+                chunk = todo[start : start + CHUNK]
+                vecs = np.ascontiguousarray(encode_fn([t for _, t in chunk]), dtype=np.float32)
+                self._write_shard([d for d, _ in chunk], vecs)
+                self.stats.encoded += len(chunk)
+                if bar is not None:
+                    bar.advance(task, len(chunk))
         return self._gather(digests, dim)
 
     def _gather(self, digests: list[bytes], dim: int) -> np.ndarray:
@@ -100,7 +113,14 @@ def _uses_default_pairs(encoder: Encoder) -> bool:
 
 
 def encode_cached(encoder: Encoder, cache: EmbeddingCache, texts: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
-    return cache.encode(list(texts), lambda chunk: encoder.encode(chunk, batch_size=batch_size, progress=progress), encoder.dim)
+    # The cache draws one bar over all new texts; the encoder's own per-chunk bar stays off.
+    return cache.encode(
+        list(texts),
+        lambda chunk: encoder.encode(chunk, batch_size=batch_size, progress=False),
+        encoder.dim,
+        progress=progress,
+        label=f"encoding {encoder.name}",
+    )
 
 
 def encode_pairs_cached(encoder: Encoder, cache: EmbeddingCache, a: Sequence[str], b: Sequence[str], batch_size: int = 64, progress: bool = True) -> np.ndarray:
@@ -115,10 +135,10 @@ def encode_pairs_cached(encoder: Encoder, cache: EmbeddingCache, a: Sequence[str
 
     def encode_fn(chunk: list[str]) -> np.ndarray:
         pa, pb = zip(*(lookup[k] for k in chunk))
-        return encoder.encode_pairs(list(pa), list(pb), batch_size=batch_size, progress=progress)
+        return encoder.encode_pairs(list(pa), list(pb), batch_size=batch_size, progress=False)
 
     pair_cache = EmbeddingCache(cache.dir.name + "-pairs", root=cache.dir.parent)
-    vecs = pair_cache.encode(keys, encode_fn, 4 * encoder.dim)
+    vecs = pair_cache.encode(keys, encode_fn, 4 * encoder.dim, progress=progress, label=f"encoding {encoder.name} pairs")
     cache.stats.hits += pair_cache.stats.hits
     cache.stats.encoded += pair_cache.stats.encoded
     return vecs
