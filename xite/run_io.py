@@ -41,18 +41,24 @@ class Run:
         return list(self.manifest["label_names"])
 
 
+def read_json_dir(path: Path, files: tuple[str, ...], json_name: str, what: str) -> dict:
+    """Check that a directory xite wrote has its ``files`` and return its JSON file, parsed;
+    anything missing or unreadable is a one-line InputError naming the file."""
+    for name in files:
+        if not (path / name).is_file():
+            raise InputError(path / name, f"missing: not {what}")
+    try:
+        return json.loads((path / json_name).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path / json_name, f"unreadable {json_name}: {exc}") from None
+
+
 def read_run(path: str | Path) -> Run:
     """Load a run directory, with one-line errors for anything missing or inconsistent."""
     from safetensors.numpy import load_file
 
     path = Path(path)
-    for name in (SYNTHETIC, MANIFEST):
-        if not (path / name).is_file():
-            raise InputError(path / name, "missing: not an xite augment run directory")
-    try:
-        manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path / MANIFEST, f"unreadable manifest: {exc}") from None
+    manifest = read_json_dir(path, (SYNTHETIC, MANIFEST), MANIFEST, "an xite augment run directory")
     try:
         tensors = load_file(str(path / SYNTHETIC))
     except Exception as exc:  # safetensors raises its own error types

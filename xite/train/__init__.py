@@ -115,14 +115,10 @@ def load_model(path: str | Path) -> HeadModel:
 
     from xite.train.heads import build_module
 
+    from xite.run_io import read_json_dir
+
     path = Path(path)
-    for name in (CONFIG, WEIGHTS):
-        if not (path / name).is_file():
-            raise InputError(path / name, "missing: not an xite model directory (made by `xite train`)")
-    try:
-        cfg = json.loads((path / CONFIG).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path / CONFIG, f"unreadable config: {exc}") from None
+    cfg = read_json_dir(path, (CONFIG, WEIGHTS), CONFIG, "an xite model directory (made by `xite train`)")
     if cfg.get("format") != MODEL_FORMAT:
         raise InputError(path / CONFIG, f"format {cfg.get('format')!r} is not {MODEL_FORMAT!r}", field="format")
     options = HeadOptions(**cfg["head"])
