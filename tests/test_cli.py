@@ -34,8 +34,9 @@ def test_augment_writes_and_summarises(tmp_path, files, capsys):
 
 def test_generic_and_named_options(tmp_path, files, capsys):
     out = tmp_path / "run"
-    code, _, err = run_cli(["augment", files["en"], "-t", f"ko={files['ko']}", "--projector", "pca", "--rank", "2",
-                            "--mode", "remove", "--adopter", "vote", "--k", "3", "--option", "encoder.dim=64", "--out", out, *BASE], capsys)
+    code, _, err = run_cli(["augment", files["en"], "-t", f"ko={files['ko']}", "--projector", "pca", "--option", "projector.rank=2",
+                            "--option", "projector.mode=remove", "--adopter", "vote", "--option", "adopter.k=3",
+                            "--option", "encoder.dim=64", "--out", out, *BASE], capsys)
     assert code == 0, err
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["encoder"]["dim"] == 64

@@ -6,7 +6,7 @@ import pytest
 import xite
 from xite.cli import main
 from xite.errors import InputError, XiteError
-from xite.evaluate import metrics
+from xite.evaluation import metrics
 from helpers import EN, nli_files, sentiment_files, write_jsonl
 
 

@@ -128,13 +128,33 @@ def test_unknown_component_and_duplicate_language(tmp_path):
         xite.augment(files["en"], [("ko", files["ko"]), ("ko", files["ko"])], **FAST)
 
 
-def test_kernel_path_equals_reference(tmp_path):
+@pytest.mark.parametrize("interpolator", ["linear", "slerp"])
+def test_kernel_path_equals_reference(tmp_path, interpolator):
+    """augment's rows (through the compiled op) equal the pure-PyTorch reference computed on the
+    same inputs: the refitted projection, the run's indices and λ."""
     import torch
 
-    r = run(tmp_path, projector="none", interpolator="slerp")
-    assert np.isfinite(r.embeddings).all()
-    np.testing.assert_allclose(np.linalg.norm(r.embeddings, axis=1), 1.0, atol=1e-4)
-    assert reference.SLERP_EPS > 0 and torch is not None
+    from xite.encoders.cache import EmbeddingCache, encode_cached
+    from xite.ops import STATE
+    from xite.projectors.pca import PCAProjector
+    from xite_hashing import HashingEncoder
+
+    if not STATE.loaded:
+        pytest.skip(f"the compiled extension is not built: {STATE.reason}")
+    r = run(tmp_path, projector="pca", projector_options={"rank": 3}, interpolator=interpolator,
+            interpolator_options={"lam": 0.3})
+    enc = HashingEncoder()
+    cache = EmbeddingCache(enc.cache_key)
+    x_s = encode_cached(enc, cache, [t for t, _ in EN], progress=False)
+    x_t = encode_cached(enc, cache, KO + AR, progress=False)
+    proj = PCAProjector(rank=3).fit(np.concatenate([x_s, x_t]), ["en"] * len(EN) + ["ko"] * len(KO) + ["ar"] * len(AR))
+    expected = reference.project_interpolate(
+        torch.from_numpy(x_t[r.target_index]), torch.from_numpy(x_s), torch.from_numpy(r.source_index),
+        torch.from_numpy(r.lam), torch.from_numpy(proj.basis.astype(np.float32)), torch.from_numpy(proj.mean.astype(np.float32)),
+        "keep", interpolator,
+    ).numpy()
+    assert len(r.embeddings) == len(KO) + len(AR)
+    np.testing.assert_allclose(r.embeddings, expected, atol=2e-5)
 
 
 @pytest.mark.slow

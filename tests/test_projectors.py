@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from xite.ops.reference import project
+from xite.errors import ConfigError
 from xite.projectors.base import Projection
 from xite.projectors.lda import RANK_ONE_WARNING, LDAProjector
 from xite.projectors.none import NoneProjector
@@ -67,10 +68,10 @@ def best_threshold_accuracy(coordinate: np.ndarray, positive: np.ndarray) -> flo
 
 def test_lda_rank_errors():
     x, langs = languages_data(50, 10, ["en", "ko", "ja"], seed=2)
-    with pytest.raises(ValueError, match="maximum is 2.*add languages"):
+    with pytest.raises(ConfigError, match="maximum is 2.*add languages"):
         LDAProjector(rank=3).fit(x, langs)
     assert LDAProjector(rank=1).fit(x, langs).rank == 1
-    with pytest.raises(ValueError, match="at least 2 languages"):
+    with pytest.raises(ConfigError, match="at least 2 languages"):
         LDAProjector().fit(x, ["en"] * len(langs))
     with pytest.raises(ValueError, match="language tags"):
         LDAProjector().fit(x, langs[:-1])
@@ -124,9 +125,9 @@ def test_pca_uses_only_target_rows_and_checks_rank():
     x, langs = languages_data(10, 16, ["en", "ko"], seed=7)
     other = PCAProjector(rank=2).fit(x, langs, source_language="ko")  # "en" rows are then the target
     np.testing.assert_allclose(other.mean, x[:10].astype(np.float64).mean(axis=0), atol=1e-5)
-    with pytest.raises(ValueError, match="maximum is 10"):
+    with pytest.raises(ConfigError, match="maximum is 10"):
         PCAProjector(rank=11).fit(x, langs)
-    with pytest.raises(ValueError, match="every row"):
+    with pytest.raises(ConfigError, match="every row"):
         PCAProjector(rank=1).fit(x, ["en"] * 20)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from xite.errors import ConfigError
 from xite.retrievers.exact import ExactRetriever
 from xite.retrievers.faiss_index import FaissRetriever, default_nlist
 
@@ -128,7 +129,7 @@ def test_small_corpus_ivf():
     retriever = built(FaissRetriever("ivf"), source)
     assert retriever.config()["nlist"] == 1 and retriever.config()["nprobe"] == 1
     np.testing.assert_array_equal(retriever.search(source, 1)[1][:, 0], np.arange(50))
-    with pytest.raises(ValueError, match="nlist=64"):
+    with pytest.raises(ConfigError, match="nlist=64"):
         FaissRetriever("ivf", nlist=64).build(source)
 
 
@@ -180,7 +181,7 @@ def test_bad_options():
         FaissRetriever("ivf", nprobe=0)
     with pytest.raises(ValueError, match="block_size"):
         ExactRetriever(block_size=0)
-    with pytest.raises(ValueError, match="no GPU HNSW"):
+    with pytest.raises(ConfigError, match="no GPU HNSW"):
         FaissRetriever("hnsw", gpu="yes")
 
 
@@ -189,7 +190,7 @@ def test_gpu_yes_without_gpu_is_an_error():
 
     if faiss.get_num_gpus() > 0:
         pytest.skip("faiss sees a GPU here")
-    with pytest.raises(ValueError, match="sees no GPU"):
+    with pytest.raises(ConfigError, match="sees no GPU"):
         FaissRetriever(gpu="yes")
 
 

@@ -8,7 +8,7 @@ import pytest
 import xite
 from xite.cli import main
 from xite.errors import XiteError
-from xite.train import HeadOptions, fit_head, load_model
+from xite.training import HeadOptions, fit_head, load_model
 from helpers import EN, nli_files, sentiment_files, write_jsonl
 
 FAST = dict(encoder="hashing", progress=False)

@@ -35,13 +35,17 @@ def _lang_path(values: Optional[List[str]], flag: str) -> list[tuple[str, Path]]
 
 
 def _generic_options(values: Optional[List[str]]) -> dict[str, dict]:
-    """``--option projector.rank=4`` -> {"projector": {"rank": 4}} (values parsed as JSON when they can be)."""
+    """``--option projector.rank=4`` -> {"projector": {"rank": 4}}. Values are read as JSON when
+    they can be (numbers, true/false, lists), else kept as strings; the component's declared
+    option types then check them."""
+    from xite.recipe import KINDS
+
     found: dict[str, dict] = {}
     for value in values or []:
         key, sep, raw = value.partition("=")
         kind, dot, name = key.partition(".")
-        if not sep or not dot or kind not in ("encoder", "retriever", "projector", "interpolator", "adopter"):
-            raise typer.BadParameter(f"expected KIND.NAME=VALUE with KIND in encoder|retriever|projector|interpolator|adopter, got {value!r}", param_hint="--option")
+        if not sep or not dot or not name or kind not in KINDS:
+            raise typer.BadParameter(f"expected KIND.KEY=VALUE with KIND in {'|'.join(KINDS)}, got {value!r}", param_hint="--option")
         try:
             parsed = json.loads(raw)
         except json.JSONDecodeError:
@@ -54,6 +58,12 @@ def _drop_none(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
 
+def _fields(text_field, premise_field, hypothesis_field, label_field):
+    from xite.stages import Fields
+
+    return Fields(text_field, premise_field, hypothesis_field, label_field)
+
+
 @app.command()
 def augment(
     source: Optional[Path] = typer.Argument(None, help="Labeled English corpus (JSONL, CSV/TSV, Parquet)."),
@@ -61,35 +71,24 @@ def augment(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run directory to write (atomically)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output directory."),
     demo: bool = typer.Option(False, "--demo", help="Use the small demo corpus shipped with xite (en -> ko, ar, hi, ur)."),
-    encoder: str = typer.Option("e5-small", help="Encoder name (e5-small, hf:NAME_OR_PATH, or a plugin's)."),
-    retriever: str = typer.Option("faiss", help="Retriever name (faiss, exact, ...)."),
-    projector: str = typer.Option("lda", help="Projector name (lda, pca, none, ...)."),
-    interpolator: str = typer.Option("linear", help="Interpolator name (linear, mixup, slerp, ...)."),
-    adopter: str = typer.Option("top1", help="Label adoption (top1, vote, ...)."),
-    index: Optional[str] = typer.Option(None, help="faiss index: flat (default), ivf, hnsw."),
-    nlist: Optional[int] = typer.Option(None, help="faiss ivf: number of lists."),
-    nprobe: Optional[int] = typer.Option(None, help="faiss ivf: lists probed per query."),
-    hnsw_m: Optional[int] = typer.Option(None, help="faiss hnsw: links per node."),
-    ef_search: Optional[int] = typer.Option(None, help="faiss hnsw: search breadth."),
-    k: Optional[int] = typer.Option(None, "--k", help="vote: neighbours that vote."),
-    min_sim: Optional[float] = typer.Option(None, help="Drop target rows whose neighbour is less similar."),
-    min_margin: Optional[float] = typer.Option(None, help="vote: drop rows with a smaller vote margin."),
-    balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Equalise pseudo-label classes."),
-    rank: Optional[int] = typer.Option(None, help="Projector rank (lda: at most languages-1)."),
-    mode: Optional[str] = typer.Option(None, help="Projector mode: keep (default) or remove."),
-    center: Optional[bool] = typer.Option(None, "--center/--no-center", help="Centre the projection."),
-    extra_language: Optional[List[str]] = typer.Option(None, "--extra-language", help="Extra unlabeled corpus LANG=PATH to enrich the LDA subspace."),
-    lam: Optional[float] = typer.Option(None, "--lam", help="linear/slerp: weight of the target row."),
-    alpha: Optional[float] = typer.Option(None, help="mixup: Beta(alpha, alpha)."),
-    per_target: int = typer.Option(1, help="Synthetic rows per target row."),
-    seed: int = typer.Option(0, help="Seed for every random choice."),
-    source_language: str = typer.Option("en", help="Language code of the source corpus."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Recipe: a TOML file, or a run's manifest.json to reproduce that run."),
+    encoder: Optional[str] = typer.Option(None, help="Encoder name (default e5-small; hf:NAME_OR_PATH, or a plugin's)."),
+    retriever: Optional[str] = typer.Option(None, help="Retriever name (default faiss; exact, ...)."),
+    adopter: Optional[str] = typer.Option(None, help="Label adoption (default top1; vote, ...)."),
+    projector: Optional[str] = typer.Option(None, help="Projector name (default lda; pca, none, ...)."),
+    interpolator: Optional[str] = typer.Option(None, help="Interpolator name (default linear; mixup, slerp, ...)."),
+    option: Optional[List[str]] = typer.Option(None, "--option", "-O", help="A component option, KIND.KEY=VALUE (repeat); `xite describe KIND NAME` lists them."),
+    lam: Optional[float] = typer.Option(None, "--lam", help="Shorthand for --option interpolator.lam=VALUE (weight of the target row)."),
+    per_target: Optional[int] = typer.Option(None, help="Synthetic rows per target row (default 1)."),
+    seed: Optional[int] = typer.Option(None, help="Seed for every random choice (default 0)."),
+    source_language: Optional[str] = typer.Option(None, help="Language code of the source corpus (default en)."),
+    extra_language: Optional[List[str]] = typer.Option(None, "--extra-language", help="Extra unlabeled corpus LANG=PATH to enrich the projection subspace."),
+    device: str = typer.Option("cpu", help="Where the interpolation kernel runs: cpu or cuda."),
     batch_size: int = typer.Option(64, help="Encoding batch size."),
     text_field: Optional[str] = typer.Option(None, help="Text field (default: detected)."),
     premise_field: Optional[str] = typer.Option(None, help="Premise field for pairs."),
     hypothesis_field: Optional[str] = typer.Option(None, help="Hypothesis field for pairs."),
     label_field: Optional[str] = typer.Option(None, help="Label field (default: label)."),
-    option: Optional[List[str]] = typer.Option(None, "--option", help="Any component option, KIND.NAME=VALUE (repeat)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Retrieve, adopt labels, project and interpolate: write synthetic labeled examples."""
@@ -104,42 +103,17 @@ def augment(
         targets = targets or [(lang, p) for lang, p in paths.items() if lang != "en"]
     if source is None:
         raise typer.BadParameter("give a SOURCE corpus (or --demo)", param_hint="SOURCE")
-    generic = _generic_options(option)
-    options = {
-        "retriever": _drop_none(dict(index=index, nlist=nlist, nprobe=nprobe, hnsw_m=hnsw_m, ef_search=ef_search)),
-        "projector": _drop_none(dict(rank=rank, mode=mode, center=center)),
-        "interpolator": _drop_none(dict(lam=lam, alpha=alpha)),
-        "adopter": _drop_none(dict(k=k, min_sim=min_sim, min_margin=min_margin, balance=balance)),
-        "encoder": {},
-    }
-    for kind, extra in generic.items():
-        options[kind].update(extra)
+    options = _generic_options(option)
+    if lam is not None:
+        options.setdefault("interpolator", {})["lam"] = lam
+    choices = _drop_none(dict(encoder=encoder, retriever=retriever, adopter=adopter, projector=projector,
+                              interpolator=interpolator, per_target=per_target, seed=seed, source_language=source_language))
+    choices.update({f"{kind}_options": opts for kind, opts in options.items()})
     result = run_augment(
-        source,
-        targets,
-        out=out,
-        overwrite=overwrite,
-        encoder=encoder,
-        retriever=retriever,
-        projector=projector,
-        interpolator=interpolator,
-        adopter=adopter,
-        encoder_options=options["encoder"],
-        retriever_options=options["retriever"],
-        projector_options=options["projector"],
-        interpolator_options=options["interpolator"],
-        adopter_options=options["adopter"],
-        extra_languages=_lang_path(extra_language, "--extra-language"),
-        source_language=source_language,
-        per_target=per_target,
-        seed=seed,
-        batch_size=batch_size,
-        text_field=text_field,
-        premise_field=premise_field,
-        hypothesis_field=hypothesis_field,
-        label_field=label_field,
-        progress=not quiet,
-        log=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+        source, targets, config,
+        out=out, overwrite=overwrite, extra_languages=_lang_path(extra_language, "--extra-language"),
+        fields=_fields(text_field, premise_field, hypothesis_field, label_field), batch_size=batch_size, device=device,
+        progress=not quiet, log=lambda msg: console.print(f"[dim]{msg}[/dim]"), **choices,
     )
     _print_summary(result.manifest, result.out_dir)
 
@@ -194,7 +168,7 @@ def train(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train a classifier head on frozen embeddings of English + synthetic rows."""
-    from xite.train import train as run_train
+    from xite.training import train as run_train
 
     model = run_train(
         source, synthetic or [], dev=dev, head=head, out=out, overwrite=overwrite, encoder=encoder, seed=seed,
@@ -218,7 +192,7 @@ def evaluate(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Accuracy, macro-F1 and a confusion matrix per language."""
-    from xite.evaluate import evaluate as run_evaluate
+    from xite.evaluation import evaluate as run_evaluate
 
     results = run_evaluate(model_dir, _lang_path(test, "--test"), encoder=encoder, batch_size=batch_size, progress=not quiet)
     if as_json:
@@ -241,16 +215,99 @@ def experiment(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output directory (default: xite-experiment-TASK)."),
     language: Optional[List[str]] = typer.Option(None, "--language", "-l", help="Target language (repeat; default: the config's)."),
     seed: Optional[List[int]] = typer.Option(None, "--seed", help="Seed (repeat; default: the config's)."),
+    level: str = typer.Option("head", "--level", help="head: heads on the frozen encoder; encoder: fine-tune the encoder (the paper's setting)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """The whole protocol: zero-shot, XITE variants, self-training, upper bound, over seeds."""
-    from xite.experiment import experiment as run_experiment
+    from xite.experiments import experiment as run_experiment
 
-    out = out or Path(f"xite-experiment-{task}")
-    results = run_experiment(data, task, config=config, out=out, languages=language or None, seeds=seed or None,
+    out = out or Path(f"xite-experiment-{task}" + ("-encoder" if level == "encoder" else ""))
+    results = run_experiment(data, task, config=config, out=out, languages=language or None, seeds=seed or None, level=level,
                              progress=not quiet, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
     out_console.print((out / "results.md").read_text(encoding="utf-8"))
     out_console.print(f"results: {out / 'results.json'}, {out / 'results.md'} ({results['timing_s']['total']:.0f} s)")
+
+
+@app.command()
+def finetune(
+    source: Path = typer.Argument(..., help="Labeled English corpus."),
+    target: Optional[List[str]] = typer.Option(None, "--target", "-t", help="Unlabeled target corpus, LANG=PATH (repeat; none: plain English fine-tuning)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model directory to write (atomically)."),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Labeled English dev set: model selection (never target labels)."),
+    config: Optional[Path] = typer.Option(None, "--config", "-c", help="Recipe (TOML, or a run's manifest.json) for retriever/adopter/projector/interpolator."),
+    encoder: Optional[str] = typer.Option(None, help="Encoder to fine-tune (default e5-small; hf:NAME_OR_PATH)."),
+    retriever: Optional[str] = typer.Option(None, help="Retriever (default faiss)."),
+    adopter: Optional[str] = typer.Option(None, help="Label adoption (default top1)."),
+    projector: Optional[str] = typer.Option(None, help="Projector (default lda)."),
+    interpolator: Optional[str] = typer.Option(None, help="Interpolator (default linear)."),
+    option: Optional[List[str]] = typer.Option(None, "--option", "-O", help="A component option, KIND.KEY=VALUE (repeat)."),
+    lam: Optional[float] = typer.Option(None, "--lam", help="Shorthand for --option interpolator.lam=VALUE."),
+    mix_at: str = typer.Option("pooled", "--mix-at", help="pooled (sentence embeddings) or layer:L (hidden states after layer L; 0 = input embeddings)."),
+    schedule: str = typer.Option("joint", help="joint (English and XITE batches from the first step) or adapt (needs --init)."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from this fine-tuned model directory (adapt)."),
+    replay: float = typer.Option(0.25, help="adapt: share of English rows in each batch."),
+    pairs: Optional[Path] = typer.Option(None, "--pairs", help="Read the pairs from this augment run directory instead of finding them."),
+    refresh_pairs: bool = typer.Option(False, "--refresh-pairs", help="Find the pairs again each epoch with the encoder being trained."),
+    refit_projector: bool = typer.Option(False, "--refit-projector", help="Refit the projection each epoch."),
+    epochs: int = typer.Option(1, help="Epochs (passes over the rows)."),
+    max_steps: Optional[int] = typer.Option(None, help="Optimizer steps (overrides --epochs; rows are cycled)."),
+    batch_size: int = typer.Option(16, help="Rows per optimizer step (before accumulation)."),
+    grad_accum: int = typer.Option(1, help="Gradient accumulation steps."),
+    max_length: int = typer.Option(128, help="Tokens per text."),
+    lr_encoder: float = typer.Option(2e-5, help="Learning rate of the encoder."),
+    lr_head: float = typer.Option(1e-3, help="Learning rate of the head."),
+    warmup_ratio: float = typer.Option(0.1, help="Share of steps with a linear warm-up."),
+    freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings", help="Keep the word-embedding matrix frozen."),
+    train_layers: Optional[int] = typer.Option(None, help="Train only the top N transformer layers (and the head); default all."),
+    seed: Optional[int] = typer.Option(None, help="Seed (default 0)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda (bf16 autocast on CUDA)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing model directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Fine-tune the encoder itself on English + XITE rows (the paper's setting)."""
+    from xite.finetuning.run import finetune as run_finetune
+
+    options = _generic_options(option)
+    if lam is not None:
+        options.setdefault("interpolator", {})["lam"] = lam
+    choices = _drop_none(dict(encoder=encoder, retriever=retriever, adopter=adopter, projector=projector,
+                              interpolator=interpolator, seed=seed))
+    choices.update({f"{kind}_options": opts for kind, opts in options.items()})
+    training = _drop_none(dict(mix_at=mix_at, schedule=schedule, replay=replay, refresh_pairs=refresh_pairs, refit_projector=refit_projector,
+                               epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
+                               lr_encoder=lr_encoder, lr_head=lr_head, warmup_ratio=warmup_ratio, freeze_embeddings=freeze_embeddings,
+                               train_layers=train_layers, device=device))
+    if seed is not None:
+        training["seed"] = seed
+    if encoder is not None:
+        training["encoder"] = encoder
+    model = run_finetune(source, _lang_path(target, "--target"), config, out=out, dev=dev, options=training, init=init,
+                         pairs_from=pairs, resume=resume, overwrite=overwrite, progress=not quiet, **choices)
+    t = model.training
+    before = "" if t.get("dev_accuracy_before") is None else f"English dev accuracy before {t['dev_accuracy_before']:.4f}, "
+    after = "" if t.get("dev_accuracy") is None else f"{before}after {t['dev_accuracy']:.4f} (epoch {t.get('best_epoch')}); "
+    out_console.print(f"fine-tuned {model.encoder.get('name')} for {t['steps']} steps on {t['rows']['english']} English + "
+                      f"{t['rows']['xite']} XITE rows; {after}model: {out}")
+
+
+@app.command()
+def predict(
+    model_dir: Path = typer.Argument(..., help="Model directory (xite train or xite finetune)."),
+    file: Path = typer.Argument(..., help="Rows to label (JSONL, CSV/TSV, Parquet; labels, if any, are ignored)."),
+    out: Path = typer.Option(..., "--out", "-o", help="JSONL to write (atomically): each row with label and probabilities."),
+    batch_size: int = typer.Option(64, help="Batch size."),
+    text_field: Optional[str] = typer.Option(None, help="Text field (default: detected)."),
+    premise_field: Optional[str] = typer.Option(None, help="Premise field for pairs."),
+    hypothesis_field: Optional[str] = typer.Option(None, help="Hypothesis field for pairs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Labels and class probabilities for new rows."""
+    from xite.prediction import predict as run_predict
+
+    rows = run_predict(model_dir, file, out=out, batch_size=batch_size, text_field=text_field, premise_field=premise_field,
+                       hypothesis_field=hypothesis_field, progress=not quiet)
+    out_console.print(f"labelled {len(rows)} rows: {out}")
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The run directory of ``xite augment`` (DESIGN §4): write it atomically, read it back."""
+"""The run directory of ``xite augment``: its manifest, writing it atomically, reading it back."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from xite.data.writers import atomic_output_dir, write_jsonl
-from xite.errors import InputError
+from xite.errors import InputError, XiteError
+from xite.recipe import ComponentSpec, Recipe
 
 SYNTHETIC = "synthetic.safetensors"
 MANIFEST = "manifest.json"
 PAIRS = "pairs.jsonl"
+RUN_FORMAT = "xite-run/1"
 TENSORS = ("embeddings", "labels", "lam", "target_index", "source_index", "similarity")
 
 
@@ -25,9 +27,159 @@ def write_run(result, out: Path, overwrite: bool = False) -> Path:
         tensors = {k: np.ascontiguousarray(v) for k, v in result.tensors().items()}
         save_file(tensors, str(Path(tmp) / SYNTHETIC))
         write_jsonl(Path(tmp) / PAIRS, result.pairs)
-        result.manifest["output"] = str(out)
-        (Path(tmp) / MANIFEST).write_text(json.dumps(result.manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        result.run_manifest.output = str(out)
+        result.run_manifest.write(Path(tmp))
     return out
+
+
+@dataclass
+class RunManifest:
+    """What a run directory's manifest.json says: the recipe that made it (so the run can be
+    reproduced from its manifest), the inputs with their digests, the components as configured,
+    the projection, counts and timings."""
+
+    recipe: Recipe
+    label_names: list[str]
+    pairs: bool
+    source: dict
+    targets: list[dict]
+    extra_languages: list[dict]
+    encoder: dict
+    components: dict
+    projection: dict
+    counts: dict
+    mean_similarity: float | None
+    ops_backend: str
+    cache: dict
+    timings_s: dict
+    output: str | None = None
+    xite_version: str = ""
+    format: str = RUN_FORMAT
+
+    def to_dict(self) -> dict:
+        return {
+            "xite_version": self.xite_version, "format": self.format, "recipe": self.recipe.to_dict(),
+            "label_names": self.label_names, "pairs": self.pairs, "source": self.source, "targets": self.targets,
+            "extra_languages": self.extra_languages, "encoder": self.encoder, "components": self.components,
+            "projection": self.projection, "seed": self.recipe.seed, "per_target": self.recipe.per_target,
+            "counts": self.counts, "mean_similarity": self.mean_similarity, "ops_backend": self.ops_backend,
+            "cache": self.cache, "timings_s": self.timings_s, "output": self.output,
+        }
+
+    def write(self, directory: Path) -> None:
+        text = json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
+        (Path(directory) / MANIFEST).write_text(text, encoding="utf-8")
+
+    @classmethod
+    def from_dict(cls, data: dict, path: Path | str = MANIFEST) -> "RunManifest":
+        """Validate a manifest's shape; anything missing or of the wrong type is a one-line
+        InputError naming the file and the key."""
+        if not isinstance(data, dict):
+            raise InputError(path, f"a manifest is a JSON object, got {type(data).__name__}")
+        expect = {"label_names": list, "pairs": bool, "source": dict, "targets": list, "encoder": dict,
+                  "components": dict, "projection": dict, "counts": dict}
+        for key, typ in expect.items():
+            if key not in data:
+                raise InputError(path, "missing key", field=key)
+            if not isinstance(data[key], typ):
+                raise InputError(path, f"must be a {typ.__name__}, got {type(data[key]).__name__}", field=key)
+        if len(data["label_names"]) < 2 or not all(isinstance(n, str) for n in data["label_names"]):
+            raise InputError(path, "must list two or more label names (strings)", field="label_names")
+        for key in ("name", "dim"):
+            if key not in data["encoder"]:
+                raise InputError(path, "missing key", field=f"encoder.{key}")
+        try:
+            recipe = Recipe.from_dict(data["recipe"], str(path)) if "recipe" in data else recipe_of_old_manifest(data)
+        except XiteError as exc:
+            raise InputError(path, str(exc), field="recipe") from None
+        return cls(
+            recipe=recipe, label_names=list(data["label_names"]), pairs=data["pairs"], source=data["source"],
+            targets=data["targets"], extra_languages=list(data.get("extra_languages", [])), encoder=data["encoder"],
+            components=data["components"], projection=data["projection"], counts=data["counts"],
+            mean_similarity=data.get("mean_similarity"), ops_backend=str(data.get("ops_backend", "")),
+            cache=dict(data.get("cache", {})), timings_s=dict(data.get("timings_s", {})), output=data.get("output"),
+            xite_version=str(data.get("xite_version", "")), format=str(data.get("format", RUN_FORMAT)),
+        )
+
+    @classmethod
+    def read(cls, directory: Path | str) -> "RunManifest":
+        path = Path(directory) / MANIFEST
+        return cls.from_dict(read_json_dir(Path(directory), (MANIFEST,), MANIFEST, "an xite augment run directory"), path)
+
+
+def recipe_of_old_manifest(data: dict) -> Recipe:
+    """Runs written before manifests carried their recipe: rebuild it from the component entries."""
+    comps = data.get("components", {})
+    spec = lambda entry: ComponentSpec(entry["name"], dict(entry.get("options", {})))  # noqa: E731
+    enc = data.get("encoder", {})
+    return Recipe(
+        encoder=ComponentSpec(enc.get("spec") or enc["name"], dict(enc.get("options", {}))),
+        **{kind: spec(comps[kind]) for kind in ("retriever", "adopter", "projector", "interpolator") if kind in comps},
+        seed=int(data.get("seed", 0)), per_target=int(data.get("per_target", 1)),
+        source_language=str(data.get("source", {}).get("language", "en")),
+    )
+
+
+def build_manifest(recipe: Recipe, inputs, src, tgts, extras, parts, projection, adoption, synthetic, cache, timer) -> RunManifest:
+    """The manifest of a finished augment (see RunManifest)."""
+    import xite
+    from xite import plugins
+    from xite.ops import backend
+
+    ex = synthetic.expansion
+    y, sim, names = ex.labels, ex.similarity, inputs.label_names
+    langs = np.asarray(synthetic.languages, dtype=object)
+    offsets = np.cumsum([0] + [len(e.x) for e in tgts])
+    targets = []
+    for i, e in enumerate(tgts):
+        lo, hi = int(offsets[i]), int(offsets[i + 1])
+        mine = langs == e.language if len(langs) else np.zeros(0, dtype=bool)
+        targets.append({
+            "language": e.language, "path": str(e.corpus.path), "digest": e.corpus.digest, "rows": hi - lo,
+            "offset": lo, "kept": int(adoption.keep[lo:hi].sum()), "synthetic": int(mine.sum()),
+            "label_distribution": distribution(y[mine], names),
+            "mean_similarity": round(float(sim[mine].mean()), 6) if mine.any() else None,
+        })
+    package = lambda kind: plugins.lookup(kind + "s", recipe.spec(kind).name)[0].package  # noqa: E731
+    enc = parts["encoder"]
+    return RunManifest(
+        recipe=recipe,
+        label_names=names,
+        pairs=src.corpus.is_pair,
+        source={"language": src.language, "path": str(src.corpus.path), "digest": src.corpus.digest,
+                "rows": len(src.corpus), "fields": src.corpus.fields},
+        targets=targets,
+        extra_languages=[{"language": e.language, "path": str(e.corpus.path), "digest": e.corpus.digest, "rows": len(e.x)} for e in extras],
+        encoder={**enc.config(), "package": package("encoder"), "spec": recipe.encoder.name, "options": dict(recipe.encoder.options)},
+        components={kind: {"name": recipe.spec(kind).name, "package": package(kind), "options": parts[kind].config()}
+                    for kind in ("retriever", "projector", "interpolator", "adopter")},
+        projection={"mode": projection.mode, "rank": projection.rank, "centred": projection.mean is not None,
+                    "info": jsonable(projection.info)},
+        counts={"target_rows": int(len(adoption.keep)), "kept": int(adoption.keep.sum()), "filtered": int((~adoption.keep).sum()),
+                "synthetic": int(len(ex)), "label_distribution": distribution(y, names)},
+        mean_similarity=round(float(sim.mean()), 6) if len(sim) else None,
+        ops_backend=backend(),
+        cache={"hits": cache.stats.hits, "encoded": cache.stats.encoded},
+        timings_s=dict(timer.seconds),
+        xite_version=xite.__version__,
+    )
+
+
+def distribution(y: np.ndarray, label_names: list[str]) -> dict[str, int]:
+    counts = np.bincount(y, minlength=len(label_names)) if len(y) else np.zeros(len(label_names), dtype=int)
+    return {name: int(c) for name, c in zip(label_names, counts)}
+
+
+def jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 @dataclass
@@ -35,6 +187,7 @@ class Run:
     path: Path
     manifest: dict
     tensors: dict[str, np.ndarray]
+    info: RunManifest
 
     @property
     def label_names(self) -> list[str]:
@@ -66,6 +219,21 @@ def read_run(path: str | Path) -> Run:
     for name in TENSORS:
         if name not in tensors:
             raise InputError(path / SYNTHETIC, "missing tensor", field=name)
-    if "label_names" not in manifest or "encoder" not in manifest:
-        raise InputError(path / MANIFEST, "missing key", field="label_names" if "label_names" not in manifest else "encoder")
-    return Run(path, manifest, tensors)
+    info = RunManifest.from_dict(manifest, path / MANIFEST)
+    _check_tensors(path / SYNTHETIC, tensors, len(info.label_names))
+    return Run(path, manifest, tensors, info)
+
+
+def _check_tensors(path: Path, tensors: dict[str, np.ndarray], n_labels: int) -> None:
+    """The arrays must agree in length, labels must name a label, embeddings must be finite."""
+    emb = tensors["embeddings"]
+    if emb.ndim != 2:
+        raise InputError(path, f"must be 2-D [rows, dim], got shape {emb.shape}", field="embeddings")
+    for name in TENSORS[1:]:
+        if tensors[name].shape != (emb.shape[0],):
+            raise InputError(path, f"has shape {tensors[name].shape}, expected ({emb.shape[0]},)", field=name)
+    labels = tensors["labels"]
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_labels):
+        raise InputError(path, f"labels must be in 0..{n_labels - 1}", field="labels")
+    if not np.isfinite(emb).all():
+        raise InputError(path, "contains NaN or infinite values", field="embeddings")

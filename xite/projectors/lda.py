@@ -16,6 +16,8 @@ from typing import Sequence
 
 import numpy as np
 
+from xite.errors import ConfigError
+
 from xite.projectors.base import Projection, Projector, check_languages, check_mode, rows_per_language
 
 SOLVERS = ("svd", "eigen")  # sklearn's "lsqr" has no scalings_, so it cannot give a subspace
@@ -58,13 +60,13 @@ class LDAProjector(Projector):
         keep = subsample_per_language(langs, self.max_rows_per_language, self.seed)
         x, langs = x[keep], langs[keep]
         if x.shape[0] <= len(available):
-            raise ValueError(
+            raise ConfigError(
                 f"LDA needs more rows ({x.shape[0]}) than languages ({len(available)})"
             )
         lda = self._fitted_lda(x, langs)
         basis = orthonormal_columns(lda.scalings_[:, :rank])
         if basis.shape[1] < rank:
-            raise ValueError(
+            raise ConfigError(
                 f"the languages span only {basis.shape[1]} discriminant direction(s) in these "
                 f"embeddings, fewer than rank={rank}; lower the rank"
             )
@@ -93,14 +95,14 @@ class LDAProjector(Projector):
 
     def _resolve_rank(self, n_languages: int) -> int:
         if n_languages < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"LDA needs rows of at least 2 languages to find a language subspace, got {n_languages}"
             )
         most = n_languages - 1
         if self.rank is None:
             return most
         if self.rank > most:
-            raise ValueError(
+            raise ConfigError(
                 f"LDA rank {self.rank} is too high: with {n_languages} languages the maximum is {most} "
                 f"(languages − 1); lower the rank or add languages (--extra-language)"
             )
@@ -113,7 +115,7 @@ class LDAProjector(Projector):
         try:
             return lda.fit(x, langs.astype(str))
         except np.linalg.LinAlgError as error:
-            raise ValueError(f"LDA solver {self.solver!r} failed ({error}); try solver='svd'") from error
+            raise ConfigError(f"LDA solver {self.solver!r} failed ({error}); try solver='svd'") from error
 
 
 def subsample_per_language(langs: np.ndarray, limit: int | None, seed: int) -> np.ndarray:

@@ -12,6 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
+from xite.errors import ConfigError
+
 from xite.projectors.base import Projection, Projector, check_languages, check_mode, rows_per_language
 
 
@@ -29,10 +31,10 @@ class PCAProjector(Projector):
         x, langs = check_languages(x, languages)
         target = x[langs != source_language]
         if target.shape[0] == 0:
-            raise ValueError(f"PCA is fitted on the target rows, and every row is {source_language!r}")
+            raise ConfigError(f"PCA is fitted on the target rows, and every row is {source_language!r}")
         most = min(target.shape)
         if self.rank > most:
-            raise ValueError(
+            raise ConfigError(
                 f"PCA rank {self.rank} is too high for {target.shape[0]} target rows of dimension "
                 f"{target.shape[1]}: the maximum is {most}"
             )

@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from xite.errors import ConfigError
+
 from xite.retrievers.base import Retriever, check_k, check_query, check_source, sort_ties_by_id
 
 INDEXES = ("flat", "ivf", "hnsw")
@@ -113,7 +115,7 @@ class FaissRetriever(Retriever):
     def _choose_nlist(self, m: int) -> int:
         if self.nlist is not None:
             if self.nlist > m:
-                raise ValueError(
+                raise ConfigError(
                     f"ivf: nlist={self.nlist} lists need at least as many source rows, the source "
                     f"has {m}; use a smaller nlist, leave it unset, or use index='flat'"
                 )
@@ -133,11 +135,11 @@ class FaissRetriever(Retriever):
         import faiss
 
         if self.index_type == "hnsw":
-            raise ValueError(
+            raise ConfigError(
                 "gpu='yes': faiss has no GPU HNSW index; use index='flat' or 'ivf', or gpu='auto'"
             )
         if faiss.get_num_gpus() == 0:
-            raise ValueError(
+            raise ConfigError(
                 "gpu='yes' but faiss sees no GPU (is faiss-gpu installed and a CUDA device visible?); "
                 "use gpu='auto' or 'no'"
             )
@@ -153,7 +155,7 @@ class FaissRetriever(Retriever):
         if not wants:
             return index
         if self.index_type == "ivf" and index.nprobe > GPU_MAX_K:
-            raise ValueError(f"on a GPU faiss allows nprobe <= {GPU_MAX_K}, got {index.nprobe}")
+            raise ConfigError(f"on a GPU faiss allows nprobe <= {GPU_MAX_K}, got {index.nprobe}")
         # Replicas (not shards): every GPU holds the whole index, the cloner copies nprobe.
         return faiss.index_cpu_to_all_gpus(index)
 
@@ -163,7 +165,7 @@ class FaissRetriever(Retriever):
         q = check_query(x_query, self._dim, self.name)
         k = min(check_k(k), int(self._index.ntotal))
         if self._effective.get("gpu_used") and k > GPU_MAX_K:
-            raise ValueError(f"on a GPU faiss returns at most k={GPU_MAX_K} neighbours, asked for {k}")
+            raise ConfigError(f"on a GPU faiss returns at most k={GPU_MAX_K} neighbours, asked for {k}")
         if q.shape[0] == 0:
             return np.empty((0, k), np.float32), np.empty((0, k), np.int64)
         scores, ids = self._index.search(q, k)

@@ -62,7 +62,7 @@ def evaluate(
     label_field: str | None = None,
     progress: bool = True,
 ) -> dict[str, dict]:
-    """Score a model directory (or a loaded :class:`~xite.train.HeadModel`) on labeled test files.
+    """Score a model directory (or a loaded :class:`~xite.training.HeadModel`) on labeled test files.
 
     Returns ``{language: metrics}``. The test files are encoded with the model's own encoder;
     naming another ``encoder`` is an error, as is a label the model never saw.
@@ -71,7 +71,7 @@ def evaluate(
     from xite.data.readers import read_corpus
     from xite.encoders.cache import EmbeddingCache
     from xite.encoders.cache import encode_corpus
-    from xite.train import check_same_encoder, encoder_identity, load_model
+    from xite.training import check_same_encoder, encoder_identity, load_model
 
     model = load_model(model) if isinstance(model, (str, Path)) else model
     pairs = list(tests.items()) if isinstance(tests, Mapping) else list(tests)

@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from xite.errors import InputError, XiteError
-from xite.train.heads import FitReport, HeadOptions, fit_module, predict_logits
+from xite.training.heads import FitReport, HeadOptions, fit_module, predict_logits
 
 MODEL_FORMAT = "xite-head/1"
 WEIGHTS = "head.safetensors"
@@ -113,7 +113,7 @@ def load_model(path: str | Path) -> HeadModel:
     """Read a model directory; anything missing or inconsistent is a one-line error."""
     from safetensors.torch import load_file
 
-    from xite.train.heads import build_module
+    from xite.training.heads import build_module
 
     from xite.run_io import read_json_dir
 
@@ -173,8 +173,8 @@ def train(
     if out is not None and Path(out).exists() and not overwrite:
         raise XiteError(f"output directory {out} exists; pass --overwrite to replace it")
     runs = [read_run(p) for p in synthetic]
-    spec = encoder or (runs[0].manifest["encoder"].get("spec") or runs[0].manifest["encoder"]["name"] if runs else "e5-small")
-    enc = plugins.create("encoders", spec, dict(encoder_options or {}))
+    spec, encoder_options = _encoder_choice(encoder, encoder_options, runs)
+    enc = plugins.create("encoders", spec, encoder_options)
     identity = encoder_identity(enc, spec, encoder_options)
     for run in runs:
         check_same_encoder(identity, run.manifest["encoder"], f"synthetic run {run.path}")
@@ -211,6 +211,18 @@ def train(
     if out is not None:
         model.save(out, overwrite=overwrite)
     return model
+
+
+def _encoder_choice(encoder: str | None, options: Mapping[str, Any] | None, runs) -> tuple[str, dict]:
+    """The encoder named, else the one the synthetic runs were made with (with the options they
+    were made with, so a run made with ``--option encoder.dim=128`` is read by a model that
+    agrees), else e5-small."""
+    if encoder is not None:
+        return encoder, dict(options or {})
+    if runs:
+        spec = runs[0].info.recipe.encoder
+        return spec.name, {**spec.options, **dict(options or {})}
+    return "e5-small", dict(options or {})
 
 
 def _check_run_fits(run, label_names: list[str], pairs: bool) -> None:
