@@ -90,6 +90,9 @@ def augment(
     hypothesis_field: Optional[str] = typer.Option(None, help="Hypothesis field for pairs."),
     label_field: Optional[str] = typer.Option(None, help="Label field (default: label)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    executor: str = typer.Option("local", "--executor", help="local (one process) or ray (a Ray Data stream; writes shards)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="Ray cluster to join (e.g. 10.0.0.5:6379 or auto); default: RAY_ADDRESS, else a local Ray."),
+    ray_option: Optional[List[str]] = typer.Option(None, "--ray-option", help="KEY=VALUE (repeat): block_rows, fit_sample, encode_actors, retrieve_actors, interpolate_actors, num_gpus."),
 ) -> None:
     """Retrieve, adopt labels, project and interpolate: write synthetic labeled examples."""
     from xite.pipeline import augment as run_augment
@@ -113,9 +116,24 @@ def augment(
         source, targets, config,
         out=out, overwrite=overwrite, extra_languages=_lang_path(extra_language, "--extra-language"),
         fields=_fields(text_field, premise_field, hypothesis_field, label_field), batch_size=batch_size, device=device,
-        progress=not quiet, log=lambda msg: console.print(f"[dim]{msg}[/dim]"), **choices,
+        progress=not quiet, log=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+        executor=executor, ray_address=ray_address, ray_options=_ray_options(ray_option), **choices,
     )
     _print_summary(result.manifest, result.out_dir)
+
+
+def _ray_options(values: Optional[List[str]]) -> dict:
+    """``--ray-option block_rows=50000`` -> {"block_rows": 50000} (values read as JSON when they can be)."""
+    found = {}
+    for value in values or []:
+        key, sep, raw = value.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {value!r}", param_hint="--ray-option")
+        try:
+            found[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            found[key.strip()] = raw
+    return found
 
 
 def _print_summary(manifest: dict, out_dir: Optional[Path]) -> None:

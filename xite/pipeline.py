@@ -23,7 +23,7 @@ from xite.errors import XiteError
 class AugmentResult:
     """The synthetic set in memory (the same arrays ``synthetic.safetensors`` holds)."""
 
-    embeddings: np.ndarray  # float32 [N, d]
+    embeddings: np.ndarray | None  # float32 [N, d]; None under the ray executor (the rows are in the shards)
     labels: np.ndarray  # int64 [N]
     lam: np.ndarray  # float32 [N]
     target_index: np.ndarray  # int64 [N], into the targets concatenated in manifest order
@@ -104,6 +104,9 @@ def augment(
     device: str = "cpu",
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    ray_options: Mapping[str, Any] | None = None,
     **choices: Any,
 ) -> AugmentResult:
     """Build synthetic labeled examples for the target languages from a labeled English corpus.
@@ -112,8 +115,15 @@ def augment(
     chooses the components; keyword ``choices`` override it (``encoder="hashing"``,
     ``adopter_options={"k": 5}``, ``seed=1``; see :func:`make_recipe`). Returns the synthetic set
     in memory; with ``out`` also writes the run directory atomically.
+
+    ``executor="ray"`` runs the same stages as a Ray Data stream over blocks of target rows
+    (:mod:`xite.ray_executor`; ``ray_address`` joins a cluster, ``ray_options`` sizes the blocks and
+    actor pools). It needs ``out`` and writes the rows as shards; the result then holds every
+    per-row array except ``embeddings`` (None) and ``pairs`` (empty).
     """
     say = log or (lambda _msg: None)
+    if executor not in EXECUTORS:
+        raise XiteError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     rec = make_recipe(recipe, **choices)
     target_list, extra_list = _as_pairs(targets), _as_pairs(extra_languages)
     stages.check_languages(rec.source_language, target_list, extra_list)
@@ -122,11 +132,18 @@ def augment(
     if out is not None and Path(out).exists() and not overwrite:
         raise XiteError(f"output directory {out} exists; pass --overwrite to replace it")
     parts = create_components(rec)
+    if executor == "ray":
+        from xite.ray_executor import augment_ray
+
+        return augment_ray(rec, parts, source, target_list, extra_list, out=out, overwrite=overwrite, fields=fields,
+                           batch_size=batch_size, device=device, progress=progress, say=say, address=ray_address,
+                           options=ray_options)
     timer = stages.Timer()
 
     with timer.stage("read"):
         inputs = stages.read_inputs(source, target_list, extra_list, fields=fields, source_language=rec.source_language)
     _warn_uncovered(parts["encoder"], [lang for lang, _ in target_list + extra_list], say)
+    advise_index(rec, parts["retriever"], len(inputs.source), sum(len(c) for _, c in inputs.targets), say)
 
     from xite.encoders.cache import EmbeddingCache
 
@@ -166,6 +183,22 @@ def augment(
             result.out_dir = write_run(result, Path(out), overwrite=overwrite)
         manifest.timings_s = dict(timer.seconds)
     return result
+
+
+EXECUTORS = ("local", "ray")
+# From benchmarks/test_scale.py (README, "Scale"): at this many English rows a flat search costs
+# more than the rest of augment together while IVF keeps recall@1 near 1.
+IVF_ADVICE_SOURCE_ROWS = 50_000
+
+
+def advise_index(rec: Recipe, retriever, n_source: int, n_target: int, say: Callable[[str], None]) -> None:
+    """Say when an exact (flat) faiss search is the wrong default for the source's size."""
+    if rec.retriever.name != "faiss" or getattr(retriever, "index_type", None) != "flat":
+        return
+    if n_source >= IVF_ADVICE_SOURCE_ROWS:
+        say(f"advice: {n_source} English rows x {n_target} target rows with a flat (exact) index; "
+            f"from {IVF_ADVICE_SOURCE_ROWS} English rows an IVF index (--option retriever.index=ivf) is much "
+            f"faster at near-exact recall")
 
 
 def _warn_uncovered(encoder, languages: list[str], say: Callable[[str], None]) -> None:

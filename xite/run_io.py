@@ -16,6 +16,9 @@ SYNTHETIC = "synthetic.safetensors"
 MANIFEST = "manifest.json"
 PAIRS = "pairs.jsonl"
 RUN_FORMAT = "xite-run/1"
+# The sharded layout (the ray executor): numbered files, listed in the manifest's "shards".
+SHARD_SYNTHETIC = "synthetic-{:05d}.safetensors"
+SHARD_PAIRS = "pairs-{:05d}.jsonl"
 TENSORS = ("embeddings", "labels", "lam", "target_index", "source_index", "similarity")
 
 
@@ -30,6 +33,16 @@ def write_run(result, out: Path, overwrite: bool = False) -> Path:
         result.run_manifest.output = str(out)
         result.run_manifest.write(Path(tmp))
     return out
+
+
+def write_shard(directory: Path, number: int, tensors: dict[str, np.ndarray], pairs: list[dict]) -> dict:
+    """One shard of a sharded run (its rows' tensors and pairs); returns its manifest entry."""
+    from safetensors.numpy import save_file
+
+    names = SHARD_SYNTHETIC.format(number), SHARD_PAIRS.format(number)
+    save_file({k: np.ascontiguousarray(tensors[k]) for k in TENSORS}, str(directory / names[0]))
+    write_jsonl(directory / names[1], pairs)
+    return {"synthetic": names[0], "pairs": names[1], "rows": int(len(tensors["labels"]))}
 
 
 @dataclass
@@ -55,6 +68,8 @@ class RunManifest:
     output: str | None = None
     xite_version: str = ""
     format: str = RUN_FORMAT
+    shards: list[dict] | None = None  # sharded layout: [{synthetic, pairs, rows}], in row order
+    executor: dict | None = None  # recorded when not the local executor
 
     def to_dict(self) -> dict:
         return {
@@ -64,6 +79,9 @@ class RunManifest:
             "projection": self.projection, "seed": self.recipe.seed, "per_target": self.recipe.per_target,
             "counts": self.counts, "mean_similarity": self.mean_similarity, "ops_backend": self.ops_backend,
             "cache": self.cache, "timings_s": self.timings_s, "output": self.output,
+            # Only sharded runs carry these keys, so single-file manifests stay as they were.
+            **({"executor": self.executor} if self.executor is not None else {}),
+            **({"shards": self.shards} if self.shards is not None else {}),
         }
 
     def write(self, directory: Path) -> None:
@@ -88,6 +106,9 @@ class RunManifest:
         for key in ("name", "dim"):
             if key not in data["encoder"]:
                 raise InputError(path, "missing key", field=f"encoder.{key}")
+        shards = data.get("shards")
+        if shards is not None:
+            _check_shard_entries(path, shards)
         try:
             recipe = Recipe.from_dict(data["recipe"], str(path)) if "recipe" in data else recipe_of_old_manifest(data)
         except XiteError as exc:
@@ -99,12 +120,23 @@ class RunManifest:
             mean_similarity=data.get("mean_similarity"), ops_backend=str(data.get("ops_backend", "")),
             cache=dict(data.get("cache", {})), timings_s=dict(data.get("timings_s", {})), output=data.get("output"),
             xite_version=str(data.get("xite_version", "")), format=str(data.get("format", RUN_FORMAT)),
+            shards=shards, executor=data.get("executor"),
         )
 
     @classmethod
     def read(cls, directory: Path | str) -> "RunManifest":
         path = Path(directory) / MANIFEST
         return cls.from_dict(read_json_dir(Path(directory), (MANIFEST,), MANIFEST, "an xite augment run directory"), path)
+
+
+def _check_shard_entries(path, shards) -> None:
+    if not isinstance(shards, list) or not shards:
+        raise InputError(path, "must be a non-empty list of shards", field="shards")
+    for n, entry in enumerate(shards):
+        ok = isinstance(entry, dict) and all(isinstance(entry.get(k), str) for k in ("synthetic", "pairs"))
+        ok = ok and isinstance(entry.get("rows"), int) and not isinstance(entry.get("rows"), bool)
+        if not ok or "/" in entry["synthetic"] or "/" in entry["pairs"]:
+            raise InputError(path, "each shard needs file names 'synthetic', 'pairs' and an integer 'rows'", field=f"shards[{n}]")
 
 
 def recipe_of_old_manifest(data: dict) -> Recipe:
@@ -207,21 +239,50 @@ def read_json_dir(path: Path, files: tuple[str, ...], json_name: str, what: str)
 
 
 def read_run(path: str | Path) -> Run:
-    """Load a run directory, with one-line errors for anything missing or inconsistent."""
+    """Load a run directory, single-file or sharded (the shards concatenated in order), with
+    one-line errors for anything missing or inconsistent."""
+    path = Path(path)
+    manifest = read_json_dir(path, (MANIFEST,), MANIFEST, "an xite augment run directory")
+    info = RunManifest.from_dict(manifest, path / MANIFEST)
+    parts = list(_iter_tensors(path, info))
+    if len(parts) == 1:
+        tensors = parts[0]
+    else:
+        tensors = {name: np.concatenate([p[name] for p in parts]) for name in TENSORS}
+    return Run(path, manifest, tensors, info)
+
+
+def iter_run_shards(path: str | Path):
+    """The tensors of a run one shard at a time (a single-file run is one shard), so a consumer
+    of a large sharded run holds one shard in memory, not the run."""
+    path = Path(path)
+    info = RunManifest.read(path)
+    yield from _iter_tensors(path, info)
+
+
+def _iter_tensors(path: Path, info: RunManifest):
+    files = [entry["synthetic"] for entry in info.shards] if info.shards is not None else [SYNTHETIC]
+    for n, name in enumerate(files):
+        tensors = _load_tensors(path / name, len(info.label_names))
+        if info.shards is not None and len(tensors["labels"]) != info.shards[n]["rows"]:
+            raise InputError(path / name, f"holds {len(tensors['labels'])} rows, the manifest says {info.shards[n]['rows']}")
+        yield tensors
+
+
+def _load_tensors(file: Path, n_labels: int) -> dict[str, np.ndarray]:
     from safetensors.numpy import load_file
 
-    path = Path(path)
-    manifest = read_json_dir(path, (SYNTHETIC, MANIFEST), MANIFEST, "an xite augment run directory")
+    if not file.is_file():
+        raise InputError(file, "missing: not an xite augment run directory")
     try:
-        tensors = load_file(str(path / SYNTHETIC))
+        tensors = load_file(str(file))
     except Exception as exc:  # safetensors raises its own error types
-        raise InputError(path / SYNTHETIC, f"unreadable safetensors file: {exc}") from None
+        raise InputError(file, f"unreadable safetensors file: {exc}") from None
     for name in TENSORS:
         if name not in tensors:
-            raise InputError(path / SYNTHETIC, "missing tensor", field=name)
-    info = RunManifest.from_dict(manifest, path / MANIFEST)
-    _check_tensors(path / SYNTHETIC, tensors, len(info.label_names))
-    return Run(path, manifest, tensors, info)
+            raise InputError(file, "missing tensor", field=name)
+    _check_tensors(file, tensors, n_labels)
+    return tensors
 
 
 def _check_tensors(path: Path, tensors: dict[str, np.ndarray], n_labels: int) -> None:
