@@ -313,7 +313,7 @@ def _augment(ray, rec, parts, source, target_list, extra_list, *, out, overwrite
         extra_rows = [sample_rows(len(c), opts.fit_sample, rec.seed, 1_000 + i) for i, (_, c) in enumerate(inputs.extras)]
         extras = [stages.encode(enc, cache, _subcorpus(c, rows), lang, batch_size=batch_size, progress=progress)
                   for (lang, c), rows in zip(inputs.extras, extra_rows)]
-    with timer.stage("retrieve"):
+    with timer.stage("build_index"):
         index = stages.build_index(parts["retriever"], rec.retriever.name, src.x)
     index_ref = _shareable(ray, index)
     x_source_ref = ray.put(src.x)
