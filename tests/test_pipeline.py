@@ -177,3 +177,17 @@ def test_a_component_refusing_the_data_is_a_config_error(tmp_path):
     files = sentiment_files(tmp_path)
     with pytest.raises(ConfigError, match="projector 'lda'.*maximum is 1"):
         xite.augment(files["en"], {"ko": files["ko"]}, projector_options={"rank": 3}, **FAST)
+
+
+def test_flat_index_advice_above_the_measured_source_size():
+    from xite.pipeline import IVF_ADVICE_SOURCE_ROWS, advise_index
+    from xite.recipe import Recipe
+    from xite.retrievers.faiss_index import FaissRetriever
+
+    said = []
+    rec = Recipe().override(components={"retriever": "faiss"}, options={})
+    advise_index(rec, FaissRetriever(index="flat"), IVF_ADVICE_SOURCE_ROWS - 1, 10, said.append)
+    advise_index(rec, FaissRetriever(index="ivf"), IVF_ADVICE_SOURCE_ROWS, 10, said.append)
+    assert said == []
+    advise_index(rec, FaissRetriever(index="flat"), IVF_ADVICE_SOURCE_ROWS, 10, said.append)
+    assert len(said) == 1 and "retriever.index=ivf" in said[0]

@@ -289,14 +289,23 @@ def augment_ray(
 
 
 def _augment(ray, rec, parts, source, target_list, extra_list, *, out, overwrite, fields, batch_size, device, progress, say, opts):
-    from xite.data.writers import atomic_output_dir
-    from xite.encoders.cache import EmbeddingCache
-    from xite.pipeline import AugmentResult, _warn_uncovered, advise_index
-    from xite.run_io import build_manifest, write_shard
-
     ctx = ray.data.DataContext.get_current()
+    saved = ctx.execution_options.preserve_order, ctx.enable_progress_bars
     ctx.execution_options.preserve_order = True  # shards come out in target order
     ctx.enable_progress_bars = progress
+    try:
+        return _stream(ray, rec, parts, source, target_list, extra_list, out=out, overwrite=overwrite, fields=fields,
+                       batch_size=batch_size, device=device, progress=progress, say=say, opts=opts)
+    finally:  # the caller's Ray session keeps its own settings
+        ctx.execution_options.preserve_order, ctx.enable_progress_bars = saved
+
+
+def _stream(ray, rec, parts, source, target_list, extra_list, *, out, overwrite, fields, batch_size, device, progress, say, opts):
+    from xite.data.writers import atomic_output_dir
+    from xite.encoders.cache import EmbeddingCache
+    from xite.pipeline import AugmentResult, _warn_uncovered, advise_index, pair_rows
+    from xite.run_io import build_manifest, write_shard
+
     timer = stages.Timer()
     with timer.stage("read"):
         inputs = stages.read_inputs(source, target_list, extra_list, fields=fields, source_language=rec.source_language)
@@ -401,8 +410,6 @@ def _augment(ray, rec, parts, source, target_list, extra_list, *, out, overwrite
             if n == 0 and shards:
                 continue
             part = stages.Expansion(*(np.asarray(batch[key]) for key in ("target_index", "source_index", "lam", "similarity", "labels")))
-            from xite.pipeline import pair_rows
-
             pairs = pair_rows(src, tgts, part, languages[written:written + n], inputs.label_names)
             tensors = {key: np.asarray(batch[key]) for key in ("embeddings", "labels", "lam", "target_index", "source_index", "similarity")}
             tensors["embeddings"] = tensors["embeddings"].reshape(n, src.x.shape[1])
