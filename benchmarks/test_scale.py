@@ -159,10 +159,11 @@ def test_scale(executor, n_target, n_source, index):
         pytest.importorskip("ray")
     cell = run_cell(executor, n_target, n_source, index)
     assert cell["wall_s"] > 0
-    # The advice line appears exactly when a flat index meets a source above the threshold.
-    from xite.pipeline import IVF_ADVICE_SOURCE_ROWS
+    # The advice line appears exactly where the measured rule says IVF wins.
+    from xite.pipeline import FLAT_ADVICE_PAIRS, IVF_QUERIES_PER_SQRT_SOURCE
 
-    assert cell["advice"] == (index == "flat" and n_source >= IVF_ADVICE_SOURCE_ROWS)
+    wins = n_source * n_target >= FLAT_ADVICE_PAIRS and n_target > IVF_QUERIES_PER_SQRT_SOURCE * n_source ** 0.5
+    assert cell["advice"] == (index == "flat" and wins)
 
 
 if __name__ == "__main__":

@@ -179,15 +179,17 @@ def test_a_component_refusing_the_data_is_a_config_error(tmp_path):
         xite.augment(files["en"], {"ko": files["ko"]}, projector_options={"rank": 3}, **FAST)
 
 
-def test_flat_index_advice_above_the_measured_source_size():
-    from xite.pipeline import IVF_ADVICE_SOURCE_ROWS, advise_index
+def test_flat_index_advice_where_ivf_was_measured_faster():
+    from xite.pipeline import advise_index
     from xite.recipe import Recipe
     from xite.retrievers.faiss_index import FaissRetriever
 
     said = []
     rec = Recipe().override(components={"retriever": "faiss"}, options={})
-    advise_index(rec, FaissRetriever(index="flat"), IVF_ADVICE_SOURCE_ROWS - 1, 10, said.append)
-    advise_index(rec, FaissRetriever(index="ivf"), IVF_ADVICE_SOURCE_ROWS, 10, said.append)
+    advise_index(rec, FaissRetriever(index="flat"), 10_000, 10_000, said.append)  # seconds either way
+    advise_index(rec, FaissRetriever(index="flat"), 100_000, 10_000, said.append)  # flat beat ivf's training
+    advise_index(rec, FaissRetriever(index="ivf"), 100_000, 100_000, said.append)
     assert said == []
-    advise_index(rec, FaissRetriever(index="flat"), IVF_ADVICE_SOURCE_ROWS, 10, said.append)
-    assert len(said) == 1 and "retriever.index=ivf" in said[0]
+    advise_index(rec, FaissRetriever(index="flat"), 100_000, 100_000, said.append)
+    advise_index(rec, FaissRetriever(index="flat"), 10_000, 1_000_000, said.append)
+    assert len(said) == 2 and all("retriever.index=ivf" in line for line in said)
