@@ -19,7 +19,7 @@ TENSORS = ("embeddings", "labels", "lam", "target_index", "source_index", "simil
 @pytest.fixture(scope="module")
 def local_ray():
     # One local Ray for the module: starting it costs more than the runs themselves.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -130,3 +130,13 @@ def test_ray_refusals_are_one_line_errors(tmp_path):
         xite.augment(paths["en"], {"ko": paths["ko"]}, encoder="hashing", executor="ray", out=tmp_path / "x",
                      ray_options={"blocks": 3}, progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_gpu_options_without_gpus_fail_before_any_work(tmp_path, local_ray):
+    from xite.demo import demo_paths
+
+    paths = demo_paths()
+    with pytest.raises(ConfigError, match="has no GPUs"):
+        xite.augment(paths["en"], {"ko": paths["ko"]}, encoder="hashing", executor="ray", out=tmp_path / "g",
+                     ray_options={"num_gpus": 1}, progress=False)
+    assert not (tmp_path / "g").exists()

@@ -17,8 +17,10 @@ Then two passes over the target rows, in blocks of ``block_rows``:
    output block as a shard as it arrives.
 
 Block order is preserved, so the concatenated shards are the local executor's arrays, row for row.
-Memory on the driver grows with the texts (held once, for pairs.jsonl) and with k small numbers
-per target row, not with target rows x dimension.
+Memory: each actor holds a block (and the English vectors or index); the driver holds the texts
+(read once, also for pairs.jsonl), k neighbours and one expansion entry per target row, and the
+projection sample — never target rows x dimension. Between the passes the target vectors live in
+Ray's object store (rows x d x 4 bytes), which spills to disk when it is full.
 """
 
 from __future__ import annotations
@@ -230,9 +232,15 @@ def _shareable(ray, index):
     return ray.put(index)
 
 
-def _cluster_sizes(ray, opts: RayOptions) -> tuple[int, int, int]:
+def _cluster_sizes(ray, opts: RayOptions, device: str) -> tuple[int, int, int]:
     res = ray.cluster_resources()
     cpus, gpus = int(res.get("CPU", 1)), int(res.get("GPU", 0))
+    if opts.num_gpus and gpus == 0:
+        # Actors asking for GPUs the cluster lacks would wait forever, not fail.
+        raise ConfigError(f"ray option num_gpus={opts.num_gpus} but the Ray cluster has no GPUs; "
+                          "start its nodes with `ray start --num-gpus N` or leave num_gpus at 0")
+    if device != "cpu" and gpus == 0:
+        raise ConfigError(f"--device {device}: the interpolation actors need a GPU and the Ray cluster has none")
     encode = opts.encode_actors or (max(1, int(gpus // opts.num_gpus)) if opts.num_gpus and gpus else max(1, cpus // 2))
     retrieve = opts.retrieve_actors or max(1, cpus // 4)
     interpolate = opts.interpolate_actors or max(1, cpus // 2)
@@ -306,6 +314,7 @@ def _stream(ray, rec, parts, source, target_list, extra_list, *, out, overwrite,
     from xite.pipeline import AugmentResult, _warn_uncovered, advise_index, pair_rows
     from xite.run_io import build_manifest, write_shard
 
+    n_encode, n_retrieve, n_interp = _cluster_sizes(ray, opts, device)  # before any work: GPU checks
     timer = stages.Timer()
     with timer.stage("read"):
         inputs = stages.read_inputs(source, target_list, extra_list, fields=fields, source_language=rec.source_language)
@@ -328,7 +337,6 @@ def _stream(ray, rec, parts, source, target_list, extra_list, *, out, overwrite,
     x_source_ref = ray.put(src.x)
     if index_ref is None:
         say("note: the built index cannot be sent to the actors; each retrieval actor builds its own")
-    n_encode, n_retrieve, n_interp = _cluster_sizes(ray, opts)
     k = parts["adopter"].k
     say(f"ray: {n_target} target rows in blocks of {opts.block_rows}; {n_encode} encoder, {n_retrieve} retrieval, "
         f"{n_interp} interpolation actor(s)")
