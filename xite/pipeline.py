@@ -187,10 +187,11 @@ def augment(
 
 EXECUTORS = ("local", "ray")
 # From benchmarks/test_scale.py (README, "Scale"). A flat search costs n_target x n_source inner
-# products (about 23 s per 1e9 pairs at d = 384 on the 2-core VM); IVF pays k-means training
-# (~n_source^1.5) and then probes a few lists per query. Measured, IVF was ahead once the target had
-# more than ~50·sqrt(n_source) rows (10k x 100k: flat 23 s, ivf 36 s; 100k x 100k: ivf 40 s, flat
-# ~230 s), and below ~1e9 pairs the search takes seconds either way: not worth a warning.
+# products (11-24 s per 1e9 pairs at d = 384 on the loaded 2-core VM); IVF pays k-means training
+# (~n_source^1.5) and then probes a few lists per query. Measured: 10k targets x 100k English rows,
+# flat 23 s vs ivf 36 s (training dominates); 100k x 10k, flat 24 s vs ivf 7 s; 100k x 100k, flat
+# 108 s vs ivf 40 s. So IVF wins once the target has more than ~50·sqrt(n_source) rows, and below
+# ~1e9 pairs the search takes seconds either way: not worth a line.
 FLAT_ADVICE_PAIRS = 1_000_000_000
 IVF_QUERIES_PER_SQRT_SOURCE = 50
 
