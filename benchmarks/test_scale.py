@@ -9,9 +9,9 @@ Corpora are random word texts (6 words from a 20k-word vocabulary), generated on
 ``hashing`` encoder at d = 384 in a fresh subprocess with an empty embedding cache of its own, so
 each figure includes encoding; the process tree's memory is sampled every 0.2 s (psutil), because
 Ray's workers are separate processes. Reported per cell: wall seconds, target rows per second, the
-retrieval seconds from the run's manifest (local executor), peak RSS of the driver and peak summed
-RSS of the whole tree (an upper bound: pages of Ray's shared object store count once per process
-that maps them).
+retrieval seconds from the run's manifest (local executor), and peak memory as PSS (proportional
+set size: a page shared by k processes counts 1/k in each, so the tree's sum counts Ray's shared
+object store once): of the driver, and summed over the driver and every process it started.
 """
 
 from __future__ import annotations
@@ -86,22 +86,24 @@ def run_cell(executor: str, n_target: int, n_source: int, index: str) -> dict:
     proc = subprocess.Popen([sys.executable, "-c", CELL_SCRIPT, json.dumps(spec)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     driver = psutil.Process(proc.pid)
-    peak_tree = peak_driver = 0
+    peak_tree = peak_driver = peak_driver_rss = 0
     try:
         while proc.poll() is None:
             try:
                 tree = [driver] + driver.children(recursive=True)
-                rss = []
+                pss = []
                 for p in tree:
                     try:
-                        rss.append(p.memory_info().rss)
+                        pss.append(p.memory_full_info().pss)
+                        if p is driver:
+                            peak_driver_rss = max(peak_driver_rss, p.memory_info().rss)
                     except psutil.Error:
                         pass  # a worker that just exited
-                peak_tree = max(peak_tree, sum(rss))
-                peak_driver = max(peak_driver, rss[0] if rss else 0)
+                peak_tree = max(peak_tree, sum(pss))
+                peak_driver = max(peak_driver, pss[0] if pss else 0)
             except psutil.Error:
                 pass
-            time.sleep(0.2)
+            time.sleep(0.3)
         out, err = proc.communicate()
     finally:
         if proc.poll() is None:
@@ -115,7 +117,7 @@ def run_cell(executor: str, n_target: int, n_source: int, index: str) -> dict:
         "executor": executor, "target_rows": n_target, "source_rows": n_source, "index": index,
         "wall_s": round(time.perf_counter() - started, 1), "rows_per_s": round(n_target / (time.perf_counter() - started)),
         "retrieve_s": timings.get("retrieve"), "peak_driver_gib": round(peak_driver / 2**30, 2),
-        "peak_tree_gib": round(peak_tree / 2**30, 2), "advice": "advice:" in err,
+        "peak_driver_rss_gib": round(peak_driver_rss / 2**30, 2), "peak_tree_gib": round(peak_tree / 2**30, 2), "advice": "advice:" in err,
     }
     RESULTS.append(cell)
     with open(SCALE_DIR / "results.jsonl", "a", encoding="utf-8") as fh:
@@ -124,7 +126,7 @@ def run_cell(executor: str, n_target: int, n_source: int, index: str) -> dict:
 
 
 def table(cells: list[dict]) -> str:
-    lines = ["| executor | target rows | English rows | index | wall s | target rows/s | retrieve s | peak driver GiB | peak tree GiB |",
+    lines = ["| executor | target rows | English rows | index | wall s | target rows/s | retrieve s | peak driver PSS GiB | peak tree PSS GiB |",
              "|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         lines.append(f"| {c['executor']} | {c['target_rows']:,} | {c['source_rows']:,} | {c['index']} | {c['wall_s']} | "

@@ -146,6 +146,12 @@ class RetrieveBlocks:
         return {**batch, "scores": nb.scores, "ids": nb.ids}
 
 
+def _sampled_rows(batch: dict, wanted) -> dict:
+    """The block's rows that are in the projection's sample (``wanted``: sorted target rows)."""
+    mine = np.isin(batch["target_index"], _resolve(wanted))
+    return {"target_index": batch["target_index"][mine], "x": np.asarray(batch["x"])[mine]}
+
+
 class InterpolateBlocks:
     """``stages.interpolate`` over the synthetic rows whose target row is in the block."""
 
@@ -360,17 +366,21 @@ def _stream(ray, rec, parts, source, target_list, extra_list, *, out, overwrite,
     wanted = np.concatenate([offsets[i] + sample_rows(len(c), opts.fit_sample, rec.seed, i) for i, (_, c) in enumerate(inputs.targets)])
     scores, ids, index_of, sampled, sampled_at = [], [], [], [], []
     hits = encoded_rows = 0
-    for batch in searched.iter_batches(batch_size=None, batch_format="numpy"):
-        ti = batch["target_index"]
+    # The driver takes only small columns and the sampled rows' vectors: pulling whole blocks would
+    # map every target vector into the driver.
+    small = searched.select_columns(["target_index", "scores", "ids", "cache_hits", "cache_encoded"])
+    for batch in small.iter_batches(batch_size=None, batch_format="numpy"):
         scores.append(batch["scores"])
         ids.append(batch["ids"])
-        index_of.append(ti)
+        index_of.append(batch["target_index"])
         hits += int(batch["cache_hits"].sum())
         encoded_rows += int(batch["cache_encoded"].sum())
-        mine = np.isin(ti, wanted)
-        if mine.any():
-            sampled.append(np.array(batch["x"][mine], dtype=np.float32))
-            sampled_at.append(ti[mine])
+    wanted_ref = ray.put(wanted)
+    picked = searched.map_batches(_sampled_rows, batch_size=None, batch_format="numpy", fn_args=(wanted_ref,))
+    for batch in picked.iter_batches(batch_size=None, batch_format="numpy"):
+        if len(batch["target_index"]):
+            sampled.append(np.array(batch["x"], dtype=np.float32).reshape(len(batch["target_index"]), -1))
+            sampled_at.append(np.asarray(batch["target_index"]))
     cache.stats.hits += hits
     cache.stats.encoded += encoded_rows
     order = np.concatenate(index_of) if index_of else np.zeros(0, np.int64)
