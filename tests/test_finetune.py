@@ -196,15 +196,15 @@ def test_adapt_needs_an_init_model(tiny_dir, tmp_path):
 
 
 def test_loss_falls_on_a_separable_task_with_xite_rows(tiny_dir, tmp_path):
-    english, dev = _english(32), _english(16, seed=5)
+    english, dev = _english(24), _english(16, seed=5)
     xite, calls = _xite(_targets(16), english, oracle=True)
     losses = []
     log = lambda e: losses.append(e["loss"]) if e["event"] == "step" else None  # noqa: E731
     # Random word vectors carry no meaning: this toy task needs them trained.
     options = _options(tiny_dir, epochs=5, mix_at="layer:1", refresh_pairs=True, freeze_embeddings=False, lr_encoder=3e-3, lr_head=3e-2)
     model = finetune(english, dev, xite, options, tmp_path / "m", progress=False, log=log)
-    assert len(losses) == 5 * 6  # 48 rows / 8 per batch, five epochs
-    assert np.mean(losses[-6:]) < 0.5 * np.mean(losses[:6])
+    assert len(losses) == 5 * 5  # 40 rows / 8 per batch, five epochs
+    assert np.mean(losses[-5:]) < 0.65 * np.mean(losses[:5])
     assert calls == {"pairs": 5, "projection": 1}  # pairs each epoch, projection once
     assert model.training["dev_accuracy"] >= 0.8
     history = model.training["history"]
@@ -226,8 +226,8 @@ def test_max_steps_gives_equal_steps_for_every_arm(tiny_dir, tmp_path):
 
 
 def _losses_and_head(tiny_dir, out, interrupt_at=None, resume=False, **kw):
-    english, dev = _english(24), _english(8, seed=5)
-    xite, _ = _xite(_targets(16), english)
+    english, dev = _english(12), _english(8, seed=5)
+    xite, _ = _xite(_targets(8), english)
     losses = {}
 
     def log(event):
@@ -236,7 +236,7 @@ def _losses_and_head(tiny_dir, out, interrupt_at=None, resume=False, **kw):
             if event["step"] == interrupt_at:
                 raise KeyboardInterrupt
 
-    options = _options(tiny_dir, max_steps=7, checkpoint_every=2, batch_size=6, warmup_ratio=0.3, refit_projector=True,
+    options = _options(tiny_dir, max_steps=5, checkpoint_every=2, batch_size=4, warmup_ratio=0.3, refit_projector=True,
                        mix_at="layer:0", **kw)
     model = finetune(english, dev, xite, options, out, resume=resume, progress=False, log=log)
     return losses, model.module.head.weight.detach().clone()
@@ -247,14 +247,14 @@ def test_resumed_run_continues_exactly(tiny_dir, tmp_path):
     # identical resumed run is only possible when the loop is deterministic for a seed.
     full, head = _losses_and_head(tiny_dir, tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
-        _losses_and_head(tiny_dir, tmp_path / "b", interrupt_at=5)  # 40 rows / 6: epoch 1 has 7 steps
+        _losses_and_head(tiny_dir, tmp_path / "b", interrupt_at=3)  # 20 rows / 4: epoch 1 has 5 steps
     assert (tmp_path / "b" / "checkpoint" / "state.pt").is_file() and not (tmp_path / "b" / "config.json").exists()
     with pytest.raises(XiteError, match="unfinished run"):
         _losses_and_head(tiny_dir, tmp_path / "b")
     with pytest.raises(ConfigError, match="option lr_head"):
         _losses_and_head(tiny_dir, tmp_path / "b", resume=True, lr_head=0.5)
     rest, head_resumed = _losses_and_head(tiny_dir, tmp_path / "b", resume=True)
-    assert sorted(rest) == [5, 6, 7]  # from the step-4 checkpoint
+    assert sorted(rest) == [3, 4, 5]  # from the step-2 checkpoint
     for step in rest:
         assert rest[step] == pytest.approx(full[step], rel=1e-5, abs=1e-6), step
     torch.testing.assert_close(head_resumed, head)
