@@ -262,17 +262,17 @@ class EncoderGrid:
 
     def zero_shot_dir(self, seed: int) -> Path:
         """The zero-shot model of this seed, trained again when it is not on disk (deterministic)."""
-        from xite.finetuning.loop import finetune
+        from xite.finetuning.loop import train_encoder
 
         path = self.models / f"zero-shot-ft-seed{seed}"
         if not (path / "config.json").is_file():
             d = self.data
-            finetune(_labeled(d["train"], d["label_names"]), _labeled(d["dev"], d["label_names"]), None,
+            train_encoder(_labeled(d["train"], d["label_names"]), _labeled(d["dev"], d["label_names"]), None,
                      _options(self.cfg, seed), path, resume=True, progress=self.progress)
         return path
 
     def cell(self, arm: str, lang: str | None, seed: int) -> dict:
-        from xite.finetuning.loop import finetune
+        from xite.finetuning.loop import train_encoder
         from xite.finetuning.modeldir import load_finetuned
 
         d, names = self.data, self.data["label_names"]
@@ -296,7 +296,7 @@ class EncoderGrid:
             extra = {"schedule": "adapt", "replay": float(self.cfg["adapt"].get("replay", 0.25))}
         else:
             xite, n_xite = _xite(d, lang, next(a for a in self.arms if a.name == arm))
-        model = finetune(english, dev, xite, _options(self.cfg, seed, **extra), path, init=init, resume=True, progress=self.progress)
+        model = train_encoder(english, dev, xite, _options(self.cfg, seed, **extra), path, init=init, resume=True, progress=self.progress)
         scores = _score(model, d, [lang])
         shutil.rmtree(path, ignore_errors=True)  # ~470 MB each; only the zero-shot models are kept
         return {"models": {"scores": scores}, "xite_rows": n_xite, "training_rows": len(english)}

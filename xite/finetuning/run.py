@@ -18,7 +18,7 @@ import numpy as np
 from xite import stages
 from xite.errors import ConfigError, InputError, XiteError
 from xite.finetuning.loop import FinetuneOptions, LabeledRows, PairSet, XiteSource
-from xite.finetuning.loop import finetune as run_loop
+from xite.finetuning.loop import train_encoder
 from xite.recipe import Recipe
 from xite.stages import Fields
 
@@ -66,7 +66,7 @@ def finetune(
     english = LabeledRows.from_corpus(src, names)
     dev_rows = _dev_rows(dev, fields, names, src.is_pair)
     xite = None if not target_list else xite_source(inputs, rec, opts, init=init, pairs_from=pairs_from, progress=progress)
-    return run_loop(english, dev_rows, xite, opts, out, init=init, resume=resume, overwrite=overwrite, progress=progress, log=log)
+    return train_encoder(english, dev_rows, xite, opts, out, init=init, resume=resume, overwrite=overwrite, progress=progress, log=log)
 
 
 def _options(options: FinetuneOptions | Mapping[str, Any] | None, rec: Recipe) -> FinetuneOptions:

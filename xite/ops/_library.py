@@ -115,7 +115,10 @@ def _project(target, basis, mean, mode):
 
 def _backward(ctx, grad):
     target, bank, index, lam, basis, mean = ctx.saved_tensors
-    if ctx.needs_input_grad[4] or ctx.needs_input_grad[5]:
+    # torch leaves trailing None arguments out of needs_input_grad (basis given, mean None: 5
+    # entries), so pad it before asking about basis and mean.
+    needs = tuple(ctx.needs_input_grad) + (False,) * 6
+    if needs[4] or needs[5]:
         raise RuntimeError(
             "xite::project_interpolate has no gradient for basis or mean; detach them, or call "
             "xite.ops.project_interpolate, which differentiates them through the reference"
