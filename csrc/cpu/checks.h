@@ -98,6 +98,10 @@ inline Problem check_inputs(const at::Tensor& target, const at::Tensor& bank, co
     TORCH_CHECK_VALUE(u.dim() == 2 && u.size(0) == p.d, "xite::project_interpolate: basis must be [", p.d,
                       ", r], got shape ", u.sizes());
     p.r = u.size(1);
+    // A projector's basis has orthonormal columns, and a d-dimensional space has at most d of
+    // them: r > d is a mix-up of the basis' two dimensions (or of two models), not a subspace.
+    TORCH_CHECK_VALUE(p.r <= p.d, "xite::project_interpolate: basis must have at most d = ", p.d,
+                      " columns (an orthonormal basis of the embedding space), got shape ", u.sizes());
   }
   if (mean.has_value()) {
     const auto& mu = *mean;
