@@ -403,7 +403,8 @@ def test_cuda_index_out_of_range_is_a_device_side_assert():
         """
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.stdout.split() == ["returned"], (result.stdout, result.stderr)
+    # (the kernel's own assert message may land on stdout or stderr, depending on the driver)
+    assert "returned" in result.stdout and "no error" not in result.stdout, (result.stdout, result.stderr)
     assert result.returncode != 0 and "device-side assert" in result.stderr, result.stderr
 
 

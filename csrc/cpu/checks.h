@@ -1,9 +1,11 @@
 // Argument checks shared by the CPU and CUDA implementations of xite::project_interpolate.
 //
 // The op is callable directly through torch.ops.xite, so every check that guards memory safety
-// lives here, in C++, even though xite/ops/_checks.py runs the same checks first with the same
-// error types (TypeError for dtypes, ValueError for shapes/devices/options, IndexError for
-// index bounds), so both backends fail the same way.
+// lives in C++, even though xite/ops/_checks.py runs the same checks first with the same error
+// types (TypeError for dtypes, ValueError for shapes/devices/options), so both backends fail the
+// same way. Index bounds need the index values: the CPU path checks them before its parallel
+// region (IndexError), the CUDA kernel as it gathers each row (a device-side assert, so that the
+// host never waits for the device).
 #pragma once
 
 #include <ATen/ATen.h>
