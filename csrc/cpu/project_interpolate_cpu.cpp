@@ -1,11 +1,11 @@
 // CPU implementation of xite::project_interpolate, registered for the CPU key.
 //
 // Rows are split in chunks across at::parallel_for's threads (torch's own OpenMP pool,
-// at::get_num_threads() of them); each thread runs the row kernels of kernels.h, or for r >= 8 two small GEMMs per block
-// of rows followed by the fused gather + interpolation pass. The float32 row loop is compiled once
-// per instruction set and picked at load time (GCC target_clones), because wheels cannot assume
-// the build machine's -march: the projection (r dot products per row) gains from AVX2 FMA, the
-// r = 0 path is memory-bound either way.
+// at::get_num_threads() of them); each thread runs the row kernels of kernels.h, or for r >= 8
+// two small GEMMs per block of rows followed by the fused gather + interpolation pass. The float32
+// row loop is compiled once per instruction set and picked at load time (GCC target_clones),
+// because wheels cannot assume the build machine's -march: the projection (r dot products per
+// row) gains from AVX2 FMA, the r = 0 path is memory-bound either way.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>

@@ -37,7 +37,9 @@ struct SharedPlan {
   int64_t bytes;
 };
 
-__host__ __device__ inline int64_t padded_rank(int64_t r) { return (r + kCoefChunk - 1) / kCoefChunk * kCoefChunk; }
+__host__ __device__ inline int64_t padded_rank(int64_t r) {
+  return (r + kCoefChunk - 1) / kCoefChunk * kCoefChunk;
+}
 
 inline SharedPlan shared_plan(int64_t r, int64_t d) {
   constexpr int64_t f = static_cast<int64_t>(sizeof(float));

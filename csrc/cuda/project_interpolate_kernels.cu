@@ -3,8 +3,9 @@
 // One block per output row (grid-stride over rows, so a grid sized to the device stays resident).
 // Per row: coef = Uᵀ(x − mean) by block reductions (U from shared memory when it fits, or coef
 // from the glue's GEMM; the shared-memory layout is kernels.cuh's SharedPlan), then one pass that
-// gathers the bank row in place, forms P(x) on the fly and writes lam·P(x) + (1 − lam)·b. slerp adds one reduction pass (|p|², |b|², p·b) before the
-// write. All arithmetic is float32 whatever the storage dtype.
+// gathers the bank row in place, forms P(x) on the fly and writes lam·P(x) + (1 − lam)·b. slerp
+// adds one reduction pass (|p|², |b|², p·b) before the write. All arithmetic is float32 whatever
+// the storage dtype.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -187,8 +188,8 @@ cudaError_t launch_typed(const KernelArgs& a, int num_sms, cudaStream_t stream) 
   if ((a.r > 0 && a.coef == nullptr) != plan.basis) return cudaErrorInvalidValue;
   // Enough blocks to fill the device several times over; each block then walks its rows.
   const int64_t blocks = a.n < int64_t(num_sms) * 8 ? a.n : int64_t(num_sms) * 8;
-  project_interpolate_kernel<T><<<static_cast<unsigned>(blocks), kThreads, static_cast<size_t>(plan.bytes), stream>>>(
-      a, plan.basis, plan.coef);
+  const size_t shared = static_cast<size_t>(plan.bytes);
+  project_interpolate_kernel<T><<<static_cast<unsigned>(blocks), kThreads, shared, stream>>>(a, plan.basis, plan.coef);
   return cudaGetLastError();
 }
 
