@@ -322,4 +322,4 @@ def label_bars(fid: str, groups: list[str], label_names: list[str], counts: list
         ax.grid(axis="x", visible=False)
         ax.legend(loc="upper right", ncols=min(n, 4))
 
-    return _draw(build, fid, min(11.0, 2.5 + 1.4 * len(groups) * max(1, n) / 2), 3.6)
+    return _draw(build, fid, min(11.0, 2.5 + 0.7 * len(groups) * max(1, len(label_names))), 3.6)

@@ -98,7 +98,9 @@ def table(tid: str, header: Sequence[str], rows: Iterable[Sequence[Any]], row_cl
         out.append(f'<tr class="{cls}">' if cls else "<tr>")
         for c in row:
             if isinstance(c, Cell):
-                out.append(f'<td class="{esc(c.cls)}">{esc(c.text)}</td>' if c.cls else f"<td>{esc(c.text)}</td>")
+                # Free text (target-language rows) may be right-to-left: let the browser decide per cell.
+                rtl = ' dir="auto"' if c.cls == "text" else ""
+                out.append(f'<td class="{esc(c.cls)}"{rtl}>{esc(c.text)}</td>' if c.cls else f"<td>{esc(c.text)}</td>")
             else:
                 out.append(f"<td>{esc(c)}</td>")
         out.append("</tr>")
