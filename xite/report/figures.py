@@ -143,8 +143,7 @@ def delta_heatmap(fid: str, methods: list[str], columns: list[str], values: np.n
         masked = np.ma.masked_invalid(values)
         import matplotlib
 
-        cmap = matplotlib.colormaps["RdBu"].copy()
-        cmap.set_bad("#eeeeee")
+        cmap = matplotlib.colormaps["RdBu"].with_extremes(bad="#eeeeee")
         im = ax.imshow(masked, cmap=cmap, vmin=-vmax, vmax=vmax, aspect="auto")
         ax.set_xticks(range(len(columns)), columns)
         ax.set_yticks(range(len(methods)), methods)
