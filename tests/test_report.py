@@ -205,12 +205,16 @@ def _encoder_level_results():
     }
 
 
-def test_encoder_level_results_are_reported_generically(tmp_path):
+@pytest.fixture
+def encoder_level_dir(tmp_path):
     exp = tmp_path / "enc"
     exp.mkdir()
-    results = _encoder_level_results()
-    (exp / "results.json").write_text(json.dumps(results))
-    text = write_report(exp).read_text(encoding="utf-8")
+    (exp / "results.json").write_text(json.dumps(_encoder_level_results()))
+    return exp
+
+
+def test_encoder_level_results_are_reported_generically(encoder_level_dir):
+    text = write_report(encoder_level_dir).read_text(encoding="utf-8")
     page = Page(text)
     assert_self_contained(text, page)
     assert "encoder level" in text
@@ -288,10 +292,12 @@ def page_text(directory):
 # Writing and errors
 
 
-def test_report_is_written_atomically(experiment_dir, tmp_path, monkeypatch):
+def test_report_is_written_atomically(encoder_level_dir, tmp_path, monkeypatch):
     from xite.report import figures
 
-    out = tmp_path / "report.html"
+    folder = tmp_path / "out"
+    folder.mkdir()
+    out = folder / "report.html"
     out.write_text("earlier report")
 
     def boom(*args, **kwargs):
@@ -299,12 +305,12 @@ def test_report_is_written_atomically(experiment_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(figures, "accuracy_panels", boom)
     with pytest.raises(RuntimeError):
-        write_report(experiment_dir, out)
+        write_report(encoder_level_dir, out)
     assert out.read_text() == "earlier report"
-    fresh = tmp_path / "fresh.html"
+    fresh = folder / "fresh.html"
     with pytest.raises(RuntimeError):
-        write_report(experiment_dir, fresh)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+        write_report(encoder_level_dir, fresh)
+    assert sorted(p.name for p in folder.iterdir()) == ["report.html"]
     monkeypatch.undo()
 
     # A failure while the file is being put in place leaves neither a partial file nor a temp file.
@@ -315,9 +321,11 @@ def test_report_is_written_atomically(experiment_dir, tmp_path, monkeypatch):
 
     monkeypatch.setattr(writers.os, "replace", refuse)
     with pytest.raises(XiteError, match="cannot write the report: No space left"):
-        write_report(experiment_dir, fresh)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["report.html"]
+        write_report(encoder_level_dir, fresh)
+    assert sorted(p.name for p in folder.iterdir()) == ["report.html"]
     assert out.read_text() == "earlier report"
+    monkeypatch.undo()
+    assert "fig-accuracy-hi" in Page(write_report(encoder_level_dir, fresh).read_text(encoding="utf-8")).figures
 
 
 def test_bad_directories_are_one_line_errors(tmp_path, capsys):
@@ -354,8 +362,8 @@ def test_bad_directories_are_one_line_errors(tmp_path, capsys):
     assert not (empty / "report.html").exists() and not (bad / "report.html").exists()
 
 
-def test_cli_report(experiment_dir, tmp_path, capsys):
+def test_cli_report(encoder_level_dir, tmp_path, capsys):
     out = tmp_path / "sub" / "x.html"
-    assert main(["report", str(experiment_dir), "--out", str(out), "--quiet"]) == 0
+    assert main(["report", str(encoder_level_dir), "--out", str(out), "--quiet"]) == 0
     assert str(out) in capsys.readouterr().out
-    assert "fig-accuracy-ko" in Page(out.read_text(encoding="utf-8")).figures
+    assert "fig-accuracy-hi" in Page(out.read_text(encoding="utf-8")).figures
