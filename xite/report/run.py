@@ -32,7 +32,7 @@ class Unavailable(Exception):
 
 
 @dataclass
-class Corpus2:
+class Encoded:
     language: str
     role: str  # source | target | extra
     x: np.ndarray
@@ -44,7 +44,7 @@ class Corpus2:
 @dataclass
 class Reencoded:
     encoder: str
-    corpora: list[Corpus2]
+    corpora: list[Encoded]
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -129,10 +129,12 @@ def _read(entry: dict, what: str, labeled: bool | None, m: dict):
 
 def _source_labels(m: dict, names: list[str]) -> np.ndarray | None:
     """English gold labels without an encoder (for the label distribution)."""
+    from xite.errors import XiteError
+
     try:
         corpus = _read(m.get("source") or {}, "source corpus", True, m)
         return np.asarray(corpus.encode_labels(names))
-    except Exception:  # noqa: BLE001 - the distribution is then drawn without English
+    except (Unavailable, XiteError):  # the distribution is then drawn without English
         return None
 
 
@@ -203,7 +205,7 @@ def _reencode(m: dict, names: list[str], progress: bool) -> Reencoded:
             raise Unavailable(f"encoding the {what} with {spec!r} failed: {_one_line(exc)}") from None
         labels = np.asarray(corpus.encode_labels(names)) if role == "source" else None
         lang = (m.get("source") or {}).get("language", "en") if role == "source" else entry.get("language")
-        corpora.append(Corpus2(lang, role, x, labels, n, sampled))
+        corpora.append(Encoded(lang, role, x, labels, n, sampled))
     return Reencoded(spec, corpora, notes)
 
 
@@ -347,7 +349,7 @@ def _separation_section(page, m, t, syn_lang, langs, src_lang, re_enc: Reencoded
     projection, own, why = _fit_direction(m, re_enc, src_lang)
     u = projection.basis[:, 0].astype(np.float64)
     series, stats = [], []
-    order = [c for c in re_enc.corpora]
+    order = re_enc.corpora
     colours = {lang: F.colour(i) for i, lang in enumerate(langs)}
     for i, c in enumerate(order):
         v = c.x.astype(np.float64) @ u
