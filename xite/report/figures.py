@@ -65,7 +65,10 @@ def to_svg(fig, prefix: str) -> str:
     # Inline SVG in HTML needs no namespace declarations, and SVG 2's plain href replaces xlink:href.
     svg = re.sub(r'\s+xmlns(?::xlink)?="[^"]*"', "", svg)
     svg = svg.replace("xlink:href=", "href=")
-    svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}-{m.group(1)}"', svg)
+    # Keep only the ids something points at (glyphs, markers, clip paths), prefixed; matplotlib's
+    # per-artist group ids would only bloat the page.
+    used = set(re.findall(r'href="#([^"]+)"', svg)) | set(re.findall(r"url\(#([^)]+)\)", svg))
+    svg = re.sub(r'\s\bid="([^"]+)"', lambda m: f' id="{prefix}-{m.group(1)}"' if m.group(1) in used else "", svg)
     svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{prefix}-{m.group(1)}"', svg)
     svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{prefix}-{m.group(1)})", svg)
     return svg.replace("<svg ", f'<svg role="img" aria-label="{prefix}" ', 1)
@@ -187,8 +190,9 @@ def pseudo_label_tradeoff(fid: str, langs: list[str], groups: list[PseudoGroup],
                 if lang not in g.points:
                     continue
                 kept, kept_sd, acc, acc_sd = g.points[lang]
+                # Open markers of different shapes: adopters that land on the same point stay visible.
                 ax.errorbar(100 * kept, 100 * acc, xerr=100 * kept_sd, yerr=100 * acc_sd, fmt=markers[gi % len(markers)],
-                            color=colour(gi), ms=6, capsize=2, elinewidth=1)
+                            color=colour(gi), mfc="none", mew=1.6, ms=7, capsize=2, elinewidth=1)
             ax.set_title(lang)
             ax.set_xlabel("target dev rows kept (%)")
             ax.set_ylabel("pseudo-label accuracy on kept rows (%)")
@@ -198,7 +202,8 @@ def pseudo_label_tradeoff(fid: str, langs: list[str], groups: list[PseudoGroup],
         from matplotlib.lines import Line2D
 
         handles = [Line2D([], [], marker="o", color=KIND_STYLE["zero-shot"][0], ls="--", label="zero-shot classifier (all rows, dev accuracy)")]
-        handles += [Line2D([], [], marker=markers[i % len(markers)], color=colour(i), ls="none", label=g.label) for i, g in enumerate(groups)]
+        handles += [Line2D([], [], marker=markers[i % len(markers)], color=colour(i), mfc="none", mew=1.6, ls="none", label=g.label)
+                    for i, g in enumerate(groups)]
         fig.legend(handles=handles, loc="outside lower center", ncols=2 if len(groups) > 3 else 1)
 
     return _draw(build, fid, 11.0, 3.3 * nrows + 0.35 * (len(groups) + 2) / 2 + 0.4)
