@@ -341,6 +341,21 @@ def doctor() -> None:
     out_console.print(f"XITE_HOME: {xite_home()}")
 
 
+@app.command()
+def report(
+    directory: Path = typer.Argument(..., help="Experiment directory (results.json) or augment run directory (manifest.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default: DIRECTORY/report.html)."),
+    max_points: int = typer.Option(2000, help="Run map: at most this many points per language and kind."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """One self-contained HTML report (figures inline, opens offline) of an experiment or a run."""
+    from xite.report import write_report
+
+    path = write_report(directory, out, max_points=max_points, progress=not quiet,
+                        log=None if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]")))
+    out_console.print(f"report: {path}")
+
+
 def _load_plugin_commands() -> None:
     from xite.plugins import get_plugin_manager
 
