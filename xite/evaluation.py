@@ -68,15 +68,22 @@ def evaluate(
     naming another ``encoder`` is an error, as is a label the model never saw.
     """
     from xite import plugins
+    from xite.checks import check_batch_size, check_language
     from xite.data.readers import read_corpus
     from xite.encoders.cache import EmbeddingCache
     from xite.encoders.cache import encode_corpus
     from xite.training import check_same_encoder, encoder_identity, load_model
 
-    model = load_model(model) if isinstance(model, (str, Path)) else model
+    batch_size = check_batch_size(batch_size)
     pairs = list(tests.items()) if isinstance(tests, Mapping) else list(tests)
     if not pairs:
         raise XiteError("give at least one test file (LANG=PATH)")
+    langs = [check_language(str(lang), "test language") for lang, _ in pairs]
+    twice = sorted({lang for lang in langs if langs.count(lang) > 1})
+    if twice:
+        # Results are keyed by language: a second file would silently replace the first.
+        raise XiteError(f"test language {twice[0]!r} is given twice; give each language once")
+    model = load_model(model) if isinstance(model, (str, Path)) else model
     spec = model.encoder.get("spec") or model.encoder.get("name")
     if not spec:
         raise XiteError("the model's config names no encoder")
