@@ -412,9 +412,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             rv = app(args=argv, standalone_mode=False, prog_name="xite")
         except XiteError as exc:
             return _error_line(str(exc))
+        except exceptions.UsageError as exc:
+            # A bad flag or value: one line, like every other error, with where to find help.
+            command = exc.ctx.command_path if exc.ctx is not None else "xite"
+            return _error_line(f"{exc.format_message()} (see `{command} --help`)")
         except exceptions.ClickException as exc:
-            exc.show()
-            return 2
+            return _error_line(exc.format_message())
         except KeyboardInterrupt:
             return _interrupted()
         except typer.Abort as exc:

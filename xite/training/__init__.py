@@ -213,6 +213,8 @@ def train(
     from xite.run_io import read_run
 
     batch_size = check_batch_size(batch_size)
+    # Options first: a bad learning rate is refused before anything is read or encoded.
+    options = HeadOptions(**{**dict(head_options or {}), "type": head, "seed": seed})
     check_output_not_input(out, [source, dev, *synthetic])
     if out is not None and Path(out).exists() and not overwrite:
         raise XiteError(f"output directory {out} exists; pass --overwrite to replace it")
@@ -244,7 +246,6 @@ def train(
         _check_pairs(dev_c, src.is_pair)
         y_dev = dev_c.encode_labels(label_names)
         x_dev = encode_corpus(enc, cache, dev_c, batch_size, progress)
-    options = HeadOptions(**{**dict(head_options or {}), "type": head, "seed": seed})
     training = {
         "source": {"path": str(src.path), "digest": src.digest, "rows": len(src)},
         "synthetic": [{"path": str(r.path), "rows": int(len(r.tensors["labels"]))} for r in runs],
