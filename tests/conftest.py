@@ -23,3 +23,34 @@ def e5():
     from xite.encoders.e5_small import E5SmallEncoder
 
     return E5SmallEncoder()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "fault(cls): a case of the fault suites, by the class of fault it covers")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The fault suites' count by class (run: pytest tests/test_faults.py tests/test_fuzz.py)."""
+    from collections import Counter
+
+    counts: dict[str, Counter] = {}
+    for outcome in ("passed", "failed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            cls = getattr(report, "fault_class", None)
+            if cls and (report.when == "call" or outcome == "error"):
+                counts.setdefault(cls, Counter())[outcome] += 1
+    if counts:
+        terminalreporter.write_sep("-", "fault cases by class")
+        total = Counter()
+        for cls, c in sorted(counts.items()):
+            total.update(c)
+            terminalreporter.write_line(f"{cls:16} {c['passed']} passed, {c['failed'] + c['error']} failed")
+        terminalreporter.write_line(f"{'all':16} {total['passed']} passed, {total['failed'] + total['error']} failed")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    marker = item.get_closest_marker("fault")
+    if marker is not None:
+        outcome.get_result().fault_class = marker.args[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -21,16 +22,27 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+_default_showwarning = warnings.showwarning
 out_console = Console(soft_wrap=True, highlight=False)
 
 
 def _lang_path(values: Optional[List[str]], flag: str) -> list[tuple[str, Path]]:
+    from xite.checks import check_language
+    from xite.errors import ConfigError
+
     pairs = []
     for value in values or []:
         lang, sep, path = value.partition("=")
         if not sep or not lang or not path:
             raise typer.BadParameter(f"expected LANG=PATH, got {value!r}", param_hint=flag)
-        pairs.append((lang.strip(), Path(path)))
+        try:
+            check_language(lang, flag)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint=flag) from None
+        if any(seen == lang for seen, _ in pairs):
+            # A dict keyed by language would keep only the last one without a word.
+            raise typer.BadParameter(f"language {lang!r} is given twice", param_hint=flag)
+        pairs.append((lang, Path(path)))
     return pairs
 
 
@@ -376,24 +388,69 @@ def _interrupted() -> int:
     return 130
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point: user errors become one line on stderr and exit code 2."""
-    exceptions = _click_exceptions()
-    try:
-        _load_plugin_commands()
-        rv = app(args=argv, standalone_mode=False, prog_name="xite")
-    except XiteError as exc:
+def _error_line(message: str) -> int:
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """xite's notes to the user (XiteWarning) as one line each; other warnings as Python shows them."""
+    from xite.errors import XiteWarning
+
+    if issubclass(category, XiteWarning):
         from rich.markup import escape
 
-        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return 2
-    except exceptions.ClickException as exc:
-        exc.show()
-        return 2
-    except (KeyboardInterrupt, typer.Abort):
-        return _interrupted()
-    except typer.Exit as exc:
-        return int(exc.exit_code)
+        console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+def _os_error_message(exc: OSError) -> str:
+    where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}" if where else reason
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    from xite.errors import XiteWarning
+
+    exceptions = _click_exceptions()
+    with warnings.catch_warnings():
+        # Every note is shown, not once per place in the code: two files can need the same note.
+        warnings.simplefilter("always", XiteWarning)
+        warnings.showwarning = _show_warning
+        try:
+            _load_plugin_commands()
+            rv = app(args=argv, standalone_mode=False, prog_name="xite")
+        except XiteError as exc:
+            return _error_line(str(exc))
+        except exceptions.UsageError as exc:
+            # A bad flag or value: one line, like every other error, with where to find help.
+            command = exc.ctx.command_path if exc.ctx is not None else "xite"
+            return _error_line(f"{exc.format_message()} (see `{command} --help`)")
+        except exceptions.ClickException as exc:
+            return _error_line(exc.format_message())
+        except KeyboardInterrupt:
+            return _interrupted()
+        except typer.Abort as exc:
+            # Click turns an EOFError raised anywhere in a command into Abort, which would read as
+            # Ctrl-C; only a real interrupt is one. Anything else is a bug: keep its traceback.
+            cause = exc.__cause__ or exc.__context__
+            if cause is None or isinstance(cause, KeyboardInterrupt):
+                return _interrupted()
+            raise cause from None
+        except OSError as exc:
+            # A filesystem fault (full disk, read-only or missing folder, permissions) is the
+            # environment, not a bug: one line with the path and the system's reason. An OSError
+            # without an errno is not such a fault and keeps its traceback.
+            if exc.errno is None:
+                raise
+            return _error_line(_os_error_message(exc))
+        except typer.Exit as exc:
+            return int(exc.exit_code)
     # Without standalone mode Typer returns the exit code of an interrupted command (130).
     if rv == 130:
         return _interrupted()

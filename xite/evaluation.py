@@ -70,13 +70,20 @@ def evaluate(
     encoder, a fine-tuned model's go through its encoder; naming another ``encoder`` is an error,
     as is a label the model never saw.
     """
+    from xite.checks import check_batch_size, check_language
     from xite.data.readers import read_corpus
     from xite.prediction import load_classifier, model_encoder_spec, scorer
 
-    model = load_classifier(model) if isinstance(model, (str, Path)) else model
+    batch_size = check_batch_size(batch_size)
     pairs = list(tests.items()) if isinstance(tests, Mapping) else list(tests)
     if not pairs:
         raise XiteError("give at least one test file (LANG=PATH)")
+    langs = [check_language(str(lang), "test language") for lang, _ in pairs]
+    twice = sorted({lang for lang in langs if langs.count(lang) > 1})
+    if twice:
+        # Results are keyed by language: a second file would silently replace the first.
+        raise XiteError(f"test language {twice[0]!r} is given twice; give each language once")
+    model = load_classifier(model) if isinstance(model, (str, Path)) else model
     spec = model_encoder_spec(model)
     if encoder is not None and encoder != spec:
         raise XiteError(f"the model was trained on {spec} embeddings; it cannot score {encoder} embeddings")

@@ -51,6 +51,10 @@ def finetune(
     rec = make_recipe(recipe, **choices)
     opts = _options(options, rec)
     target_list = _as_pairs(targets)
+    from xite.checks import check_output_not_input
+
+    check_output_not_input(out, [source, dev, init, pairs_from, *(p for _, p in target_list),
+                                 recipe if isinstance(recipe, (str, Path)) else None])
     if out is not None and Path(out).exists() and not (overwrite or resume):
         raise XiteError(f"output directory {out} exists; pass --overwrite to replace it (or --resume to continue)")
     if target_list:
