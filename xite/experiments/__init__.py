@@ -92,7 +92,15 @@ def experiment(
     results["timing_s"] = {"encode_and_load": round(encode_s, 2), "total": round(time.perf_counter() - started, 2),
                            "cells_computed": len(cells) - reused, "cells_reused": reused}
     write_results(out, results)
+    _report(out, say)
     return results
+
+
+def _report(out: Path, say) -> None:
+    """The HTML report next to results.md (plots before tables)."""
+    from xite.report import write_report
+
+    say(f"report: {write_report(out)}")
 
 
 def check_settings(cfg: Mapping, out: Path, inputs: list) -> None:

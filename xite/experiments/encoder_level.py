@@ -408,4 +408,7 @@ def encoder_experiment(data: str | Path, task: str, *, config: str | Path | Mapp
     res["timing_s"] = {"total": round(time.perf_counter() - started, 1), "cells_computed": len(cells) - reused, "cells_reused": reused}
     atomic_write_text(out / "results.json", json.dumps(res, indent=2, ensure_ascii=False) + "\n")
     atomic_write_text(out / "results.md", render_encoder_markdown(res))
+    from xite.experiments import _report
+
+    _report(out, say)
     return res
