@@ -1,4 +1,4 @@
-"""The label-adoption contract: from retrieved neighbours to pseudo-labels (DESIGN §1.3).
+"""The label-adoption contract: from retrieved neighbours to pseudo-labels.
 
 An adopter turns, for each target row, its top-k English neighbours (scores, ids) into
 - a label (the English label it adopts),

@@ -1,4 +1,4 @@
-"""The encoder contract (DESIGN §2.1)."""
+"""The encoder contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The interpolator contract (DESIGN §2.4): the arithmetic itself runs in xite.ops."""
+"""The interpolator contract: the arithmetic itself runs in xite.ops."""
 
 from __future__ import annotations
 

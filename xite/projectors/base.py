@@ -1,4 +1,4 @@
-"""The projector contract (DESIGN §2.3)."""
+"""The projector contract."""
 
 from __future__ import annotations
 

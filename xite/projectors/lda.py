@@ -1,4 +1,4 @@
-"""LDA projector: the subspace that best separates the languages (DESIGN §1.4, the paper's).
+"""LDA projector: the subspace that best separates the languages (the paper's).
 
 sklearn's LinearDiscriminantAnalysis is fitted with the languages as classes; the basis U is the
 QR-orthonormalised first r columns of ``scalings_`` (r <= number of languages − 1).

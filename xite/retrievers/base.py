@@ -1,4 +1,4 @@
-"""The retriever contract (DESIGN §2.2)."""
+"""The retriever contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``train``: a classifier head on frozen embeddings of English + synthetic rows (DESIGN §1.6).
+"""``train``: a classifier head on frozen embeddings of English + synthetic rows.
 
 A model directory holds ``head.safetensors`` (the torch weights) and ``config.json`` (format,
 encoder name/version/dim and its options, label names, whether inputs are text pairs, the head's

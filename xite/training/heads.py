@@ -1,4 +1,4 @@
-"""Classifier heads on frozen embeddings (DESIGN §1.6, "head" level): linear or MLP, in torch.
+"""Classifier heads on frozen embeddings (the "head" level): linear or MLP, in torch.
 
 Inputs are L2-normalised inside the head: a StandardScaler + logistic head collapsed to one class
 on Arabic e5 embeddings (0.52) where the same head on unit vectors scored 0.72, because the
