@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from xite.contracts import abstract
+from xite.errors import ConfigError
+
 
 @dataclass
 class Adoption:
@@ -37,17 +40,19 @@ class Adopter:
     """Base: subclasses implement :meth:`vote`; filters and balancing are shared."""
 
     name = "adopter"
+    k: int = 1  # neighbours each target row needs from the retriever
 
     def __init__(self, k: int = 1, min_sim: float | None = None, min_margin: float | None = None, balance: bool = False):
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+            raise ConfigError(f"k must be >= 1, got {k}")
         if min_margin is not None and not 0.0 <= min_margin <= 1.0:
-            raise ValueError(f"min_margin must be in [0, 1], got {min_margin}")
+            raise ConfigError(f"min_margin must be in [0, 1], got {min_margin}")
         self.k = int(k)
         self.min_sim = min_sim
         self.min_margin = min_margin
         self.balance = bool(balance)
 
+    @abstract
     def vote(self, scores: np.ndarray, ids: np.ndarray, source_labels: np.ndarray, ctx: AdoptionContext) -> Adoption:
         raise NotImplementedError
 

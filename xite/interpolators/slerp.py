@@ -12,5 +12,11 @@ from xite.interpolators.linear import LinearInterpolator
 
 
 class SlerpInterpolator(LinearInterpolator):
+    """Spherical interpolation between the normalised projected target and the source.
+
+    Options:
+        lam: weight of the target row, in [0, 1] (0.5: the midpoint of the arc)
+    """
+
     name = "slerp"
     mode = "slerp"

@@ -24,10 +24,12 @@ counts them. Only if that still falls short (HNSW, in theory) does id -1 with sc
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 
 from xite.retrievers.base import Retriever, check_k, check_query, check_source, sort_ties_by_id
+from xite.errors import ConfigError
 
 INDEXES = ("flat", "ivf", "hnsw")
 GPU_CHOICES = ("auto", "yes", "no")
@@ -36,23 +38,36 @@ GPU_MAX_K = 2048  # faiss GPU selection limit for k and nprobe
 
 
 class FaissRetriever(Retriever):
+    """Top-k by inner product with a faiss index (module docstring: indexes, GPU, missing rows).
+
+    Options:
+        index: flat (exact), ivf (inverted lists) or hnsw (graph)
+        nlist: ivf: number of lists; default about 4*sqrt(rows), at most rows/39
+        nprobe: ivf: lists searched per query (nprobe = nlist is exact)
+        hnsw_m: hnsw: links per node
+        ef_search: hnsw: candidates kept while searching (more is slower and more exact)
+        ef_construction: hnsw: candidates kept while building
+        gpu: auto (use GPUs when faiss sees them), yes (insist) or no
+        seed: seed of ivf's k-means training
+    """
+
     name = "faiss"
 
     def __init__(
         self,
-        index: str = "flat",
+        index: Literal["flat", "ivf", "hnsw"] = "flat",
         nlist: int | None = None,
         nprobe: int = 8,
         hnsw_m: int = 32,
         ef_search: int = 64,
         ef_construction: int = 80,
-        gpu: str = "auto",
+        gpu: Literal["auto", "yes", "no"] = "auto",
         seed: int = 0,
     ):
         if index not in INDEXES:
-            raise ValueError(f"index must be one of {', '.join(INDEXES)}; got {index!r}")
+            raise ConfigError(f"index must be one of {', '.join(INDEXES)}; got {index!r}")
         if gpu not in GPU_CHOICES:
-            raise ValueError(f"gpu must be one of {', '.join(GPU_CHOICES)}; got {gpu!r}")
+            raise ConfigError(f"gpu must be one of {', '.join(GPU_CHOICES)}; got {gpu!r}")
         if nlist is not None:
             _check_positive("nlist", nlist)
         for option, value in (("nprobe", nprobe), ("hnsw_m", hnsw_m), ("ef_search", ef_search),
@@ -113,7 +128,7 @@ class FaissRetriever(Retriever):
     def _choose_nlist(self, m: int) -> int:
         if self.nlist is not None:
             if self.nlist > m:
-                raise ValueError(
+                raise ConfigError(
                     f"ivf: nlist={self.nlist} lists need at least as many source rows, the source "
                     f"has {m}; use a smaller nlist, leave it unset, or use index='flat'"
                 )
@@ -133,11 +148,11 @@ class FaissRetriever(Retriever):
         import faiss
 
         if self.index_type == "hnsw":
-            raise ValueError(
+            raise ConfigError(
                 "gpu='yes': faiss has no GPU HNSW index; use index='flat' or 'ivf', or gpu='auto'"
             )
         if faiss.get_num_gpus() == 0:
-            raise ValueError(
+            raise ConfigError(
                 "gpu='yes' but faiss sees no GPU (is faiss-gpu installed and a CUDA device visible?); "
                 "use gpu='auto' or 'no'"
             )
@@ -226,4 +241,4 @@ def default_nlist(m: int) -> int:
 
 def _check_positive(option: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
+        raise ConfigError(f"{option} must be an integer >= 1, got {value!r}")
