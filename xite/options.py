@@ -57,6 +57,7 @@ class OptionInfo:
 
 
 _SECTION = re.compile(r"^(\s*)(Options|Args|Arguments|Parameters|Keyword Args|Keyword Arguments):\s*$")
+_ANY_SECTION = re.compile(r"^\s*[A-Z][A-Za-z ]*:\s*$")
 _ITEM = re.compile(r"^(\s*)\*{0,2}(\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
 
 
@@ -64,19 +65,22 @@ def parse_option_docs(doc: str | None) -> dict[str, str]:
     """``{option: doc}`` from the ``Options:`` (or ``Args:``) section of a docstring.
 
     A line indented deeper than its item continues it; the section ends at the first line that
-    is not indented deeper than the section header.
+    is not indented deeper than the section header, or at the next section header ("Returns:").
     """
     if not doc:
         return {}
-    lines = inspect.cleandoc(doc).splitlines()
+    # Raw lines, not inspect.cleandoc: a docstring that opens with "Options:" on its first line
+    # would otherwise have its items dedented to the header's level.
+    lines = doc.expandtabs().splitlines()
     docs: dict[str, str] = {}
     i = 0
     while i < len(lines):
         header = _SECTION.match(lines[i])
+        first_line = i == 0
         i += 1
         if not header:
             continue
-        header_indent = len(header.group(1))
+        header_indent = -1 if first_line else len(header.group(1))
         item_indent = None
         current = None
         while i < len(lines):
@@ -85,7 +89,7 @@ def parse_option_docs(doc: str | None) -> dict[str, str]:
                 i += 1
                 continue
             indent = len(line) - len(line.lstrip())
-            if indent <= header_indent:
+            if indent <= header_indent or _ANY_SECTION.match(line):
                 break
             match = _ITEM.match(line)
             if match and (item_indent is None or indent == item_indent):

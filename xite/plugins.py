@@ -152,6 +152,7 @@ def get_plugin_manager() -> pluggy.PluginManager:
 
         pm.register(builtins, name=BUILTINS)
         _origins[id(builtins)] = ("xite", __version__)
+        _reports[BUILTINS] = PluginReport(BUILTINS, "xite", __version__)  # listed first
         _load_entry_points(pm)
         _pm = pm
     return _pm
