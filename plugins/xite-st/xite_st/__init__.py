@@ -9,8 +9,10 @@ that ends in a Normalize module that changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 from pathlib import Path
 from typing import Sequence
 
@@ -39,6 +41,25 @@ def files_digest(path: Path) -> str:
         st = file.stat()
         h.update(f"{file.relative_to(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def _quiet_loading():
+    """No per-load weight progress bar or prompt notice on the terminal of an xite command: the
+    effective prompt is in the run's manifest (``config()``)."""
+    from transformers.utils import logging as hf_logging
+
+    bars = hf_logging.is_progress_bar_enabled()
+    st_logger = logging.getLogger("sentence_transformers")
+    level = st_logger.level
+    hf_logging.disable_progress_bar()
+    st_logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        st_logger.setLevel(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 class STEncoder(Encoder):
@@ -93,7 +114,8 @@ class STEncoder(Encoder):
 
         source = str(self.local_path) if self.local_path is not None else self.spec
         try:
-            return SentenceTransformer(source, device=self.device, local_files_only=local_files_only)
+            with _quiet_loading():
+                return SentenceTransformer(source, device=self.device, local_files_only=local_files_only)
         except Exception as exc:  # OSError (missing, offline), ValueError (not a model), ...
             raise ConfigError(f"st:{self.spec}: cannot load the model: {_one_line(exc)}") from exc
 
