@@ -326,6 +326,8 @@ def test_the_cli_lists_failures_and_keeps_working(broken_plugins):
     assert helped.returncode == 0 and "good-hello" in helped.stdout and "augment" in helped.stdout
     hello = run("good-hello")
     assert hello.returncode == 0 and hello.stdout.strip() == "hello from xite-good"
+    doctor = run("doctor")
+    assert doctor.returncode == 0 and "plugin xite-dup 0.3 (dup) failed to load: retriever 'exact' is already registered" in doctor.stdout
     named = run("describe", "encoder", "no-encode")
     assert named.returncode == 2
     assert "encoder 'no-encode' comes from plugin xite-no-method, which failed to load" in named.stderr

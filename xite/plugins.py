@@ -114,7 +114,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                 continue
             matched |= names & wanted
         report = PluginReport(ep.name, package, version)
-        _reports[ep.name] = report
+        # Two packages may use one entry-point name; the second then fails to register, and its
+        # report must not replace the first one's.
+        _reports[ep.name if ep.name not in _reports else f"{package}:{ep.name}"] = report
         try:
             plugin = ep.load()
         except Exception as exc:  # a broken plugin must not take xite down with it
