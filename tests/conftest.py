@@ -9,6 +9,27 @@ SHARED_DATA = (REPO.parent / "shared" / "data").resolve()
 # The converted e5-small model and the embedding cache are reused across test runs.
 os.environ.setdefault("XITE_HOME", str(REPO / ".xite-test-home"))
 
+# The core's tests see only xite's built-ins, whatever else is installed in the environment; a
+# module that needs a third-party plugin says so with ``pytestmark = pytest.mark.plugins("xite-hashing")``.
+os.environ["XITE_LOAD_PLUGINS"] = ""
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "plugins(*names): load these plugin entry points (XITE_LOAD_PLUGINS) for the test")
+
+
+@pytest.fixture(autouse=True)
+def _selected_plugins(request):
+    """Load exactly the plugins the test's ``plugins`` marker names (none without one)."""
+    from xite import plugins
+
+    marker = request.node.get_closest_marker("plugins")
+    wanted = ",".join(marker.args) if marker else ""
+    if os.environ.get("XITE_LOAD_PLUGINS") != wanted:
+        os.environ["XITE_LOAD_PLUGINS"] = wanted
+        plugins.reset()  # the registry was built for another selection
+    yield
+
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:

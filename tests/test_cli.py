@@ -7,6 +7,8 @@ import pytest
 from xite.cli import main
 from helpers import sentiment_files, write_jsonl
 
+pytestmark = pytest.mark.plugins("xite-hashing")  # the model-free encoder keeps these fast
+
 BASE = ["--encoder", "hashing", "--quiet"]
 
 

@@ -13,6 +13,8 @@ from xite.errors import InputError, UnknownComponentError, XiteError
 from xite.ops import reference
 from helpers import AR, EN, KO, NLI_KO, nli_files, sentiment_files
 
+pytestmark = pytest.mark.plugins("xite-hashing")  # the model-free encoder keeps these fast
+
 FAST = dict(encoder="hashing", progress=False)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -240,6 +241,27 @@ def experiment(
     out_console.print(f"results: {out / 'results.json'}, {out / 'results.md'} ({results['timing_s']['total']:.0f} s)")
 
 
+def _plugin_failures_lines() -> list[str]:
+    from xite import plugins as plugin_registry
+
+    return [
+        f"plugin {r.package}{' ' + r.version if r.version else ''} ({r.name}) failed to load: {r.error}"
+        for r in plugin_registry.failed_plugins()
+    ]
+
+
+def _options_table(kind: str, name: str) -> Table:
+    from xite.options import REQUIRED, describe as describe_options
+
+    table = Table(title=f"{kind} {name}", title_justify="left")
+    for col in ("option", "type", "default", "doc"):
+        table.add_column(col)
+    for info in describe_options(kind, name):
+        default = "(required)" if info.default is REQUIRED else repr(info.default)
+        table.add_row(info.name, info.type, default, info.doc or "(undocumented)")
+    return table
+
+
 @app.command()
 def finetune(
     source: Path = typer.Argument(..., help="Labeled English corpus."),
@@ -323,27 +345,52 @@ def predict(
 
 
 @app.command()
-def plugins() -> None:
-    """List registered components: kind, name and the package each came from."""
+def plugins(
+    show_options: bool = typer.Option(False, "--options", help="Also print every component's options."),
+) -> None:
+    """List registered components (kind, name, package, version), plugin commands and failed plugins."""
     from xite import plugins as plugin_registry
     from xite.ops import backend
 
     table = Table(title="xite components")
-    for col in ("kind", "name", "package"):
+    for col in ("kind", "name", "package", "version"):
         table.add_column(col)
-    for kind, name, package in plugin_registry.describe():
-        table.add_row(kind, name, package)
+    for reg in plugin_registry.components():
+        note = f" (overrides {reg.replaces}'s)" if reg.replaces else ""
+        table.add_row(reg.kind[:-1], reg.name, reg.package + note, reg.version)
     out_console.print(table)
+    for report in plugin_registry.reports():
+        for command in report.commands:
+            out_console.print(f"command {command}: from {report.package} {report.version}".rstrip())
+    for line in _plugin_failures_lines():
+        out_console.print(line)
     out_console.print(f"kernel backend: {backend()}")
+    if show_options:
+        for reg in plugin_registry.components():
+            out_console.print(_options_table(reg.kind[:-1], reg.name))
+
+
+@app.command()
+def describe(
+    kind: str = typer.Argument(..., help="encoder, retriever, projector, interpolator or adopter."),
+    name: str = typer.Argument(..., help="Component name (as in `xite plugins`)."),
+) -> None:
+    """Print a component's options: name, type, default and what each does."""
+    from xite import plugins as plugin_registry
+
+    reg, _ = plugin_registry.lookup(kind, name)
+    out_console.print(_options_table(reg.kind[:-1], reg.name))
+    out_console.print(f"from {reg.package} {reg.version}; set with --option {reg.kind[:-1]}.OPTION=VALUE".replace("  ", " "))
 
 
 @app.command()
 def doctor() -> None:
-    """Versions, the active kernel backend, faiss GPUs and XITE_HOME."""
+    """Versions, the active kernel backend, faiss GPUs, XITE_HOME and plugins that failed to load."""
     import faiss
     import torch
 
     from xite import __version__
+    from xite import plugins as plugin_registry
     from xite.ops import backend
     from xite.paths import xite_home
 
@@ -351,6 +398,13 @@ def doctor() -> None:
     out_console.print(f"faiss {faiss.__version__}; GPUs visible to faiss: {faiss.get_num_gpus() if hasattr(faiss, 'get_num_gpus') else 0}")
     out_console.print(f"kernel backend: {backend()}")
     out_console.print(f"XITE_HOME: {xite_home()}")
+    loaded = [r for r in plugin_registry.reports() if r.ok and r.package != "xite"]
+    selected = os.environ.get(plugin_registry.ENV_VAR)
+    scope = "all installed" if selected is None else f"{plugin_registry.ENV_VAR}={selected!r}"
+    names = ", ".join(f"{r.package} {r.version}".strip() for r in loaded) or "none"
+    out_console.print(f"plugins ({scope}): {names}")
+    for line in _plugin_failures_lines():
+        out_console.print(line)
 
 
 @app.command()
@@ -369,9 +423,13 @@ def report(
 
 
 def _load_plugin_commands() -> None:
-    from xite.plugins import get_plugin_manager
+    from xite import plugins as plugin_registry
 
-    get_plugin_manager().hook.register_commands(app=app)
+    try:
+        plugin_registry.install_commands(app)
+    except Exception as exc:  # xite's own commands (and --help) must work whatever plugins do
+        console.print(f"[yellow]warning:[/yellow] plugin commands not loaded: {type(exc).__name__}: {exc}",
+                      highlight=False, soft_wrap=True)
 
 
 def _click_exceptions():

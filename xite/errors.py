@@ -27,8 +27,10 @@ class UnknownComponentError(XiteError):
     """A component name that no plugin registered."""
 
 
-class ConfigError(XiteError):
-    """Options that do not fit together or do not fit the component."""
+class ConfigError(XiteError, ValueError):
+    """Options that do not fit together or do not fit the component.
+
+    Also a ValueError: callers that caught a component's ValueError for a bad option still do."""
 
 
 class XiteWarning(UserWarning):

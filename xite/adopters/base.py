@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from xite.contracts import abstract
+from xite.errors import ConfigError
+
 
 @dataclass
 class Adoption:
@@ -37,6 +40,7 @@ class Adopter:
     """Base: subclasses implement :meth:`vote`; filters and balancing are shared."""
 
     name = "adopter"
+    k: int = 1  # neighbours each target row needs from the retriever
 
     def __init__(self, k: int = 1, min_sim: float | None = None, min_margin: float | None = None, balance: bool = False):
         from xite.checks import check_finite
@@ -57,6 +61,7 @@ class Adopter:
         self.min_margin = min_margin
         self.balance = bool(balance)
 
+    @abstract
     def vote(self, scores: np.ndarray, ids: np.ndarray, source_labels: np.ndarray, ctx: AdoptionContext) -> Adoption:
         raise NotImplementedError
 

@@ -22,7 +22,7 @@ POOLINGS = ("mean", "cls")
 
 def check_pooling(pooling: str) -> str:
     if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+        raise ConfigError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
     return pooling
 
 
@@ -187,9 +187,9 @@ class TransformersEncoder(Encoder):
         self.prefix = prefix
         self.pooling = check_pooling(pooling)
         if max_length < 2:
-            raise ValueError(f"max_length must be at least 2; got {max_length}")
+            raise ConfigError(f"max_length must be at least 2; got {max_length}")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be positive; got {batch_size}")
+            raise ConfigError(f"batch_size must be positive; got {batch_size}")
         self.max_length = max_length
         self.batch_size = batch_size
         self.device = device or "cpu"

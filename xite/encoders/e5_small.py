@@ -18,7 +18,14 @@ DEFAULT_MAX_LENGTH = 512
 
 
 class E5SmallEncoder(TransformersEncoder):
-    """multilingual-e5-small, "passage: " prefix, mean pooling, L2-normalised, 384 dims."""
+    """multilingual-e5-small, "passage: " prefix, mean pooling, L2-normalised, 384 dims.
+
+    Options:
+        batch_size: texts per forward pass
+        max_length: tokens kept per text (longer texts are truncated; changes the vectors)
+        device: torch device to run on ("cpu", "cuda", "cuda:1"); default cpu
+        threads: torch CPU threads (process-wide); default torch's own choice
+    """
 
     name = "e5-small"
     dim = 384

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
 from ..errors import ConfigError
 from ._transformers import TransformersEncoder, _one_line, check_pooling
@@ -55,12 +56,22 @@ def _load_config(source: str | Path, spec: str):
 
 
 class HFEncoder(TransformersEncoder):
-    """A transformers encoder named by hub id or local directory, mean or CLS pooling."""
+    """A transformers encoder named by hub id or local directory, mean or CLS pooling.
+
+    Options:
+        spec: hub model id or local model directory (the part after "hf:")
+        pooling: how token states become one vector: mean over tokens or the first ([CLS]) token
+        prefix: text put before every input (e.g. "passage: " for e5 models)
+        max_length: tokens kept per text (longer texts are truncated)
+        batch_size: texts per forward pass
+        device: torch device to run on ("cpu", "cuda", "cuda:1"); default cpu
+        threads: torch CPU threads (process-wide); default torch's own choice
+    """
 
     def __init__(
         self,
         spec: str,
-        pooling: str = "mean",
+        pooling: Literal["mean", "cls"] = "mean",
         prefix: str = "",
         max_length: int = 512,
         batch_size: int = 64,

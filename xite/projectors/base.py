@@ -7,6 +7,9 @@ from typing import Sequence
 
 import numpy as np
 
+from xite.contracts import abstract
+from xite.errors import ConfigError
+
 
 @dataclass
 class Projection:
@@ -26,6 +29,7 @@ class Projection:
 class Projector:
     name = "projector"
 
+    @abstract
     def fit(self, x: np.ndarray, languages: Sequence[str], *, source_language: str = "en") -> Projection:
         """Fit on rows ``x`` [N, d] tagged with ``languages`` (one code per row).
 
@@ -43,7 +47,7 @@ MODES = ("keep", "remove")
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"mode must be 'keep' or 'remove', got {mode!r}")
+        raise ConfigError(f"mode must be 'keep' or 'remove', got {mode!r}")
     return mode
 
 

@@ -318,7 +318,7 @@ def _reproduce(m: dict, t: dict, re_enc: Reencoded, projection) -> str | None:
 
     comp = (m.get("components") or {}).get("interpolator") or {}
     try:
-        mode = plugins.create("interpolators", comp.get("name"), comp.get("options") or {}).mode
+        mode = plugins.create("interpolators", comp.get("name"), comp.get("options") or {}).interp
     except Exception:  # noqa: BLE001
         return None
     if mode != "linear" or not re_enc.complete:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from xite.contracts import abstract
+
 
 class Retriever:
     """``build(X_source)`` then ``search(X_query, k) -> (scores [n,k] float32, ids [n,k] int64)``.
@@ -13,9 +15,11 @@ class Retriever:
 
     name = "retriever"
 
+    @abstract
     def build(self, x_source: np.ndarray) -> None:
         raise NotImplementedError
 
+    @abstract
     def search(self, x_query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 
