@@ -12,6 +12,8 @@ import pytest
 
 from faults import AUG, BASE, EN, KO, assert_no_leftovers, assert_refused, fault, lines, run_cli, snapshot, write_jsonl
 
+pytestmark = pytest.mark.plugins("xite-hashing")
+
 
 @pytest.fixture
 def ws(tmp_path, monkeypatch):

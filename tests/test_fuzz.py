@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 from faults import fault
 from xite.errors import ConfigError, InputError, XiteError, XiteWarning
 
+pytestmark = pytest.mark.plugins("xite-hashing")
+
 # Each property runs this many examples; the total is reported with the fault suite's count.
 EXAMPLES = 150
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

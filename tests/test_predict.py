@@ -11,6 +11,8 @@ from xite.errors import InputError, XiteError
 from xite.evaluation import metrics
 from xite.prediction import predict
 
+pytestmark = pytest.mark.plugins("xite-hashing")
+
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):

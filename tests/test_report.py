@@ -17,6 +17,8 @@ from xite.errors import InputError, XiteError
 from xite.report import write_report
 from helpers import sentiment_files, write_jsonl
 
+pytestmark = pytest.mark.plugins("xite-hashing")
+
 LABELS = ("positive", "negative")
 WORDS = {"positive": ["good", "great", "loved", "excellent"], "negative": ["bad", "awful", "hated", "dull"]}
 

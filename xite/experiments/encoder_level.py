@@ -15,7 +15,6 @@ a cell interrupted mid-training resumes from its checkpoint.
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,9 +295,10 @@ class EncoderGrid:
             extra = {"schedule": "adapt", "replay": float(self.cfg["adapt"].get("replay", 0.25))}
         else:
             xite, n_xite = _xite(d, lang, next(a for a in self.arms if a.name == arm))
-        model = train_encoder(english, dev, xite, _options(self.cfg, seed, **extra), path, init=init, resume=True, progress=self.progress)
+        # Only the zero-shot models are kept on disk (self-training and adapt start from them).
+        model = train_encoder(english, dev, xite, _options(self.cfg, seed, **extra), path, init=init, resume=True, save=False,
+                              progress=self.progress)
         scores = _score(model, d, [lang])
-        shutil.rmtree(path, ignore_errors=True)  # ~470 MB each; only the zero-shot models are kept
         return {"models": {"scores": scores}, "xite_rows": n_xite, "training_rows": len(english)}
 
 

@@ -323,6 +323,7 @@ def train_encoder(
     init: str | Path | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    save: bool = True,
     progress: bool = True,
     log: Callable[[dict], None] | None = None,
 ):
@@ -530,6 +531,12 @@ def train_encoder(
     from xite.data.writers import atomic_output_dir
     from xite.finetuning.modeldir import write_model_files
 
+    if not save:
+        # The caller only scores the model (the experiment's cells): ~470 MB of e5-small not written.
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
+        return model
     # Replaces the directory that held the checkpoints: the finished model appears whole or not at all.
     with atomic_output_dir(out, overwrite=True) as tmp:
         write_model_files(model, Path(tmp))
