@@ -16,19 +16,26 @@ os.environ["XITE_LOAD_PLUGINS"] = ""
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "plugins(*names): load these plugin entry points (XITE_LOAD_PLUGINS) for the test")
+    _configure_fault_marker(config)
 
 
 @pytest.fixture(autouse=True)
 def _selected_plugins(request):
     """Load exactly the plugins the test's ``plugins`` marker names (none without one)."""
+    marker = request.node.get_closest_marker("plugins")
+    select_plugins(*(marker.args if marker else ()))
+    yield
+
+
+def select_plugins(*names: str) -> None:
+    """Load exactly these plugin entry points. Module-scoped fixtures run before the autouse
+    fixture above, so one that builds something with a plugin calls this first."""
     from xite import plugins
 
-    marker = request.node.get_closest_marker("plugins")
-    wanted = ",".join(marker.args) if marker else ""
+    wanted = ",".join(names)
     if os.environ.get("XITE_LOAD_PLUGINS") != wanted:
         os.environ["XITE_LOAD_PLUGINS"] = wanted
         plugins.reset()  # the registry was built for another selection
-    yield
 
 
 @pytest.fixture(scope="session")
@@ -46,7 +53,7 @@ def e5():
     return E5SmallEncoder()
 
 
-def pytest_configure(config):
+def _configure_fault_marker(config):
     config.addinivalue_line("markers", "fault(cls): a case of the fault suites, by the class of fault it covers")
 
 

@@ -16,6 +16,9 @@ pytestmark = pytest.mark.plugins("xite-hashing")
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
+    from conftest import select_plugins
+
+    select_plugins("xite-hashing")
     tmp = tmp_path_factory.mktemp("predict")
     files = sentiment_files(tmp)
     out = tmp / "model"

@@ -116,6 +116,9 @@ def _benchmark(root):
 
 @pytest.fixture(scope="module")
 def experiment_dir(tmp_path_factory):
+    from conftest import select_plugins
+
+    select_plugins("xite-hashing")
     root = tmp_path_factory.mktemp("exp")
     config = {
         "experiment": {"encoder": "hashing", "languages": ["ko", "ar"], "seeds": [0, 1], "retriever": "exact", "recipe": "lda vote"},
@@ -132,6 +135,9 @@ def experiment_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
+    from conftest import select_plugins
+
+    select_plugins("xite-hashing")
     root = tmp_path_factory.mktemp("run")
     files = sentiment_files(root)
     out = root / "run"
