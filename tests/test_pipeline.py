@@ -179,3 +179,16 @@ def test_a_component_refusing_the_data_is_a_config_error(tmp_path):
     files = sentiment_files(tmp_path)
     with pytest.raises(ConfigError, match="projector 'lda'.*maximum is 1"):
         xite.augment(files["en"], {"ko": files["ko"]}, projector_options={"rank": 3}, **FAST)
+
+
+def test_augment_warns_when_the_encoder_does_not_cover_a_target(tmp_path, monkeypatch):
+    from xite_hashing import HashingEncoder
+
+    monkeypatch.setattr(HashingEncoder, "languages", frozenset({"en", "ko"}), raising=False)
+    said = []
+    run(tmp_path, log=said.append)
+    assert any(m.startswith("warning: encoder hashing does not cover ar") for m in said), said
+    said.clear()
+    monkeypatch.setattr(HashingEncoder, "languages", frozenset({"en", "ko", "ar"}), raising=False)
+    run(tmp_path, log=said.append)
+    assert not any("does not cover" in m for m in said)

@@ -67,6 +67,18 @@ def _generic_options(values: Optional[List[str]]) -> dict[str, dict]:
     return found
 
 
+def _logger(quiet: bool):
+    """Progress notes go to stderr; --quiet keeps only the notes and warnings that say something
+    about the result (an LDA rank of 1, an encoder that does not cover a language)."""
+    from rich.markup import escape
+
+    def log(msg: str) -> None:
+        if not quiet or msg.startswith(("note:", "warning:")):
+            console.print(f"[dim]{escape(msg)}[/dim]", soft_wrap=True)
+
+    return log
+
+
 def _drop_none(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
@@ -126,7 +138,7 @@ def augment(
         source, targets, config,
         out=out, overwrite=overwrite, extra_languages=_lang_path(extra_language, "--extra-language"),
         fields=_fields(text_field, premise_field, hypothesis_field, label_field), batch_size=batch_size, device=device,
-        progress=not quiet, log=lambda msg: console.print(f"[dim]{msg}[/dim]"), **choices,
+        progress=not quiet, log=_logger(quiet), **choices,
     )
     _print_summary(result.manifest, result.out_dir)
 
@@ -236,7 +248,7 @@ def experiment(
 
     out = out or Path(f"xite-experiment-{task}" + ("-encoder" if level == "encoder" else ""))
     results = run_experiment(data, task, config=config, out=out, languages=language or None, seeds=seed or None, level=level,
-                             progress=not quiet, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+                             progress=not quiet, log=_logger(quiet))
     out_console.print((out / "results.md").read_text(encoding="utf-8"))
     out_console.print(f"results: {out / 'results.json'}, {out / 'results.md'} ({results['timing_s']['total']:.0f} s)")
 

@@ -172,10 +172,9 @@ def augment(
 
 def _warn_uncovered(encoder, languages: list[str], say: Callable[[str], None]) -> None:
     """Encoders may declare the languages they were trained on; say when a target is outside."""
-    covered = getattr(encoder, "languages", None)
-    if not covered:
-        return
-    missing = [lang for lang in languages if lang not in covered]
+    from xite.encoders.base import uncovered_languages
+
+    missing = uncovered_languages(encoder, languages)
     if missing:
         say(f"warning: encoder {encoder.name} does not cover {', '.join(missing)}: its vectors there are unreliable")
 
