@@ -123,3 +123,11 @@ def test_length_sorted_batches_respect_rows_and_tokens():
         assert len(rows) <= 3
         assert len(rows) == 1 or len(rows) * max(lengths[i] for i in rows) <= 256
     assert [len(b) for b in batches] == [1, 2, 3, 3, 1]  # 300 alone, 100+40, then by rows
+
+
+def test_precision_reaches_the_encoder_through_component_options():
+    """How a run or an experiment config (encoder_options = {precision = "int8"}) selects it."""
+    from xite import plugins
+
+    enc = plugins.create("encoders", "e5-small", {"precision": "int8"})
+    assert enc.precision == "int8" and enc.config()["precision"] == "int8"
