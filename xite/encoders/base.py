@@ -20,6 +20,12 @@ def pair_features(u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return l2_normalise(np.concatenate([u, v, np.abs(u - v), u * v], axis=1))
 
 
+def cache_key_for(name: str, version: str) -> str:
+    """A directory name for an encoder's vectors: its name made file-system safe, @ version."""
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    return f"{safe}@{version}"
+
+
 class Encoder:
     """Base class for encoders.
 
@@ -55,8 +61,7 @@ class Encoder:
     @property
     def cache_key(self) -> str:
         """Identifies the vectors this encoder gives: the embedding cache's directory name."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in self.name)
-        return f"{safe}@{self.version}"
+        return cache_key_for(self.name, self.version)
 
     def config(self) -> dict:
         return {"name": self.name, "version": self.version, "dim": self.dim}

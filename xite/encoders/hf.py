@@ -77,10 +77,11 @@ class HFEncoder(TransformersEncoder):
         batch_size: int = 64,
         device: str | None = None,
         threads: int | None = None,
+        precision: str = "fp32",
     ):
         check_pooling(pooling)
         super().__init__(prefix=prefix, pooling=pooling, max_length=max_length,
-                         batch_size=batch_size, device=device, threads=threads)
+                         batch_size=batch_size, device=device, threads=threads, precision=precision)
         if not spec:
             raise ConfigError("hf: needs a model name or directory, e.g. hf:intfloat/multilingual-e5-small")
         self.spec = spec
@@ -91,10 +92,18 @@ class HFEncoder(TransformersEncoder):
         if not isinstance(hidden, int):
             raise ConfigError(f"hf:{spec}: config has no hidden_size; is this a text encoder?")
         self.dim = hidden
-        self.version = self._version(config)
+        if self.precision == "int8":
+            from .int8 import check_model_type
+
+            check_model_type(config, self.name)
+        self._config = config
+        self.version = self._versioned(self._version(config))
 
     def _source(self) -> str | Path:
         return self.local_path if self.local_path is not None else self.spec
+
+    def _model_config(self):
+        return self._config
 
     def _version(self, config) -> str:
         # pooling/prefix/max_length change the vectors, so they belong in the cache key too.
