@@ -62,11 +62,11 @@ def test_bad_precision_is_a_clear_error():
     from xite.encoders.e5_small import E5SmallEncoder
     from xite.encoders.hf import HFEncoder
 
-    with pytest.raises(ValueError, match=r"precision must be one of fp32, int8; got 'fp16'"):
+    with pytest.raises(ConfigError, match=r"precision must be one of fp32, int8; got 'fp16'"):
         E5SmallEncoder(precision="fp16")
-    with pytest.raises(ValueError, match="precision"):
+    with pytest.raises(ConfigError, match="precision"):
         HFEncoder("/whatever", precision="int4")
-    with pytest.raises(ValueError, match="CPU"):
+    with pytest.raises(ConfigError, match="CPU"):
         E5SmallEncoder(precision="int8", device="cuda")
 
 

@@ -104,6 +104,7 @@ def augment(
     interpolator: Optional[str] = typer.Option(None, help="Interpolator name (default linear; mixup, slerp, ...)."),
     option: Optional[List[str]] = typer.Option(None, "--option", "-O", help="A component option, KIND.KEY=VALUE (repeat); `xite describe KIND NAME` lists them."),
     lam: Optional[float] = typer.Option(None, "--lam", help="Shorthand for --option interpolator.lam=VALUE (weight of the target row)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Shorthand for --option encoder.precision=VALUE: fp32 (default) or int8 (CTranslate2, ~2-10x faster on CPU)."),
     per_target: Optional[int] = typer.Option(None, help="Synthetic rows per target row (default 1)."),
     seed: Optional[int] = typer.Option(None, help="Seed for every random choice (default 0)."),
     source_language: Optional[str] = typer.Option(None, help="Language code of the source corpus (default en)."),
@@ -131,6 +132,8 @@ def augment(
     options = _generic_options(option)
     if lam is not None:
         options.setdefault("interpolator", {})["lam"] = lam
+    if precision is not None:
+        options.setdefault("encoder", {})["precision"] = precision
     choices = _drop_none(dict(encoder=encoder, retriever=retriever, adopter=adopter, projector=projector,
                               interpolator=interpolator, per_target=per_target, seed=seed, source_language=source_language))
     choices.update({f"{kind}_options": opts for kind, opts in options.items()})

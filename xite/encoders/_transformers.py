@@ -36,7 +36,7 @@ def check_pooling(pooling: str) -> str:
 
 def check_precision(precision: str) -> str:
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+        raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     return precision
 
 
@@ -271,7 +271,7 @@ class TransformersEncoder(Encoder):
         self.precision = check_precision(precision)
         if self.precision == "int8":
             if self.device != "cpu":
-                raise ValueError(f"precision int8 runs on the CPU; got device {self.device!r}")
+                raise ConfigError(f"precision int8 runs on the CPU; got device {self.device!r}")
             from .int8 import require_ctranslate2
 
             require_ctranslate2()  # a missing package is said now, not after loading a model
