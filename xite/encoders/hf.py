@@ -66,6 +66,7 @@ class HFEncoder(TransformersEncoder):
         batch_size: texts per forward pass
         device: torch device to run on ("cpu", "cuda", "cuda:1"); default cpu
         threads: torch CPU threads (process-wide); default torch's own choice
+        precision: fp32, or int8 (CTranslate2 int8 weights on the CPU: several times faster, cosine >= 0.99 to fp32)
     """
 
     def __init__(
@@ -77,7 +78,7 @@ class HFEncoder(TransformersEncoder):
         batch_size: int = 64,
         device: str | None = None,
         threads: int | None = None,
-        precision: str = "fp32",
+        precision: Literal["fp32", "int8"] = "fp32",
     ):
         check_pooling(pooling)
         super().__init__(prefix=prefix, pooling=pooling, max_length=max_length,
