@@ -257,6 +257,8 @@ class EncoderGrid:
                 self.done[key] = cell
                 cells.append(cell)
                 advance(f"{arm} {lang or 'all'} seed {seed} ({cell['seconds']:.0f} s)")
+                # A line per cell in logs too (the bar shows nothing when stderr is not a terminal).
+                self.say(f"cell {len(cells)}/{len(grid)}: {arm} {lang or 'all'} seed {seed}: {cell['seconds']:.0f} s")
         return cells
 
     def zero_shot_dir(self, seed: int) -> Path:
