@@ -1,4 +1,4 @@
-"""Builds xite's compiled core, the extension ``xite._C`` (DESIGN §3); metadata is in pyproject.toml.
+"""Builds xite's compiled core, the extension ``xite._C``; metadata is in pyproject.toml.
 
 - CPU-only torch: a CppExtension with OpenMP (the kernels run rows in parallel).
 - torch with CUDA and nvcc found: a CUDAExtension that adds csrc/cuda/*.cu.

@@ -34,6 +34,14 @@ RETRIEVERS = {
     "faiss-ivf": lambda: FaissRetriever(index="ivf"),
     "faiss-hnsw": lambda: FaissRetriever(index="hnsw"),
 }
+try:  # the xite-hnsw plugin (plugins/xite-hnsw), beside faiss's HNSW when it is installed
+    from xite_hnsw import HNSWRetriever
+except ImportError:
+    HNSWRetriever = None
+if HNSWRetriever is not None:
+    RETRIEVERS["usearch-hnsw (defaults)"] = lambda: HNSWRetriever()
+    # faiss-hnsw's parameters (M 32, efSearch 64), for a like-for-like comparison.
+    RETRIEVERS["usearch-hnsw (M 32, ef 64)"] = lambda: HNSWRetriever(connectivity=32, expansion_search=64)
 
 
 @pytest.mark.parametrize("name", list(RETRIEVERS))

@@ -2,6 +2,12 @@
 # Compiles every csrc/cuda/*.cu with nvcc -c, so the CUDA path cannot rot on machines without a
 # GPU. Nothing is linked or run. Usage: PY=.venv/bin/python bash csrc/cuda_check.sh
 #
+# Without nvcc (not on PATH, not at /usr/local/cuda/bin/nvcc) it prints one line,
+# `cuda-check: skipped (nvcc not found)`, and succeeds, so `make test` works on machines without
+# the CUDA toolkit; with XITE_REQUIRE_NVCC=1 (CI, .ci/run) a missing nvcc is a failure instead.
+# XITE_NVCC names the nvcc to use, or `none` to behave as if there were none (for testing the
+# skip path: PATH alone cannot hide the /usr/local/cuda fallback).
+#
 # CPU-only torch wheels ship c10/cuda headers but not the CMake-generated
 # c10/cuda/impl/cuda_cmake_macros.h; when it is missing, a stand-in with the content a CUDA build
 # generates is put on the include path (for this check only; real CUDA builds use torch's own).
@@ -10,11 +16,26 @@ set -euo pipefail
 PY=${PY:-python}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-NVCC=$(command -v nvcc || true)
-if [[ -z "$NVCC" && -x /usr/local/cuda/bin/nvcc ]]; then NVCC=/usr/local/cuda/bin/nvcc; fi
+if [[ -n "${XITE_NVCC:-}" ]]; then
+  NVCC=$XITE_NVCC
+  if [[ "$NVCC" == none ]]; then
+    NVCC=
+  elif [[ ! -x "$NVCC" ]]; then
+    echo "cuda-check: XITE_NVCC=$NVCC is not an executable file" >&2
+    exit 1
+  fi
+else
+  NVCC=$(command -v nvcc || true)
+  if [[ -z "$NVCC" && -x /usr/local/cuda/bin/nvcc ]]; then NVCC=/usr/local/cuda/bin/nvcc; fi
+fi
 if [[ -z "$NVCC" ]]; then
-  echo "cuda-check: nvcc not found (not on PATH, not at /usr/local/cuda/bin/nvcc); install the CUDA toolkit" >&2
-  exit 1
+  if [[ "${XITE_REQUIRE_NVCC:-}" == 1 ]]; then
+    echo "cuda-check: nvcc not found (not on PATH, not at /usr/local/cuda/bin/nvcc) and XITE_REQUIRE_NVCC=1;" \
+         "install the CUDA toolkit" >&2
+    exit 1
+  fi
+  echo "cuda-check: skipped (nvcc not found)"
+  exit 0
 fi
 
 mapfile -t INCLUDES < <("$PY" -c '

@@ -1,4 +1,4 @@
-// xite's compiled core: the schema of xite::project_interpolate (DESIGN §3) and the pybind11
+// xite's compiled core: the schema of xite::project_interpolate and the pybind11
 // module xite._C that reports how the library was built.
 //
 // Importing xite._C loads this shared library; its static initialisers register the schema

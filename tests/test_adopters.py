@@ -57,7 +57,12 @@ def test_balance_keeps_most_confident_per_class():
 
 
 def test_bad_options():
-    with pytest.raises(ValueError):
+    from xite.errors import ConfigError
+
+    with pytest.raises(ConfigError):
         VoteAdopter(k=0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError):
         VoteAdopter(min_margin=2.0)
+    for bad in (2, -1.01, float("nan"), float("inf"), "high"):
+        with pytest.raises(ConfigError, match="min_sim"):
+            VoteAdopter(min_sim=bad)

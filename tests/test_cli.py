@@ -7,6 +7,8 @@ import pytest
 from xite.cli import main
 from helpers import sentiment_files, write_jsonl
 
+pytestmark = pytest.mark.plugins("xite-hashing")  # the model-free encoder keeps these fast
+
 BASE = ["--encoder", "hashing", "--quiet"]
 
 
@@ -107,3 +109,10 @@ def test_ctrl_c_while_writing_leaves_nothing(tmp_path, files, capsys, monkeypatc
     assert code == 130 and "interrupted" in err
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_precision_shorthand_is_checked_as_an_encoder_option(tmp_path, files, capsys):
+    code, _, err = run_cli(["augment", files["en"], "-t", f"ko={files['ko']}", "--encoder", "e5-small", "--precision", "fp16",
+                            "--out", tmp_path / "run", "--quiet"], capsys)
+    assert code == 2 and "precision" in err and "fp16" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

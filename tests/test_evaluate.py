@@ -9,6 +9,8 @@ from xite.errors import InputError, XiteError
 from xite.evaluation import metrics
 from helpers import EN, nli_files, sentiment_files, write_jsonl
 
+pytestmark = pytest.mark.plugins("xite-hashing")  # the model-free encoder keeps these fast
+
 
 def test_metrics_match_sklearn():
     from sklearn.metrics import accuracy_score, confusion_matrix, f1_score

@@ -14,6 +14,8 @@ from xite.cli import main
 from xite.errors import ConfigError, XiteError
 from helpers import write_jsonl
 
+pytestmark = pytest.mark.plugins("xite-hashing")  # the model-free encoder keeps these fast
+
 POS = ["good", "great", "wonderful", "loved", "excellent", "delightful"]
 NEG = ["bad", "awful", "boring", "hated", "terrible", "dull"]
 LABELS = ("positive", "negative")

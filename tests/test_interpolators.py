@@ -17,12 +17,12 @@ def test_fixed_lambda(make, mode, lam):
     got = interpolator.coefficients(7, np.random.default_rng(0))
     assert got.dtype == np.float32 and got.shape == (7,)
     np.testing.assert_array_equal(got, np.float32(lam))
-    assert interpolator.mode == mode and interpolator.config() == {"lam": lam}
+    assert interpolator.interp == mode and interpolator.config() == {"lam": lam}
 
 
 def test_defaults_and_names():
     assert LinearInterpolator().lam == 0.5 and SlerpInterpolator().lam == 0.5
-    assert MixupInterpolator().alpha == 0.4 and MixupInterpolator().mode == "linear"
+    assert MixupInterpolator().alpha == 0.4 and MixupInterpolator().interp == "linear"
     assert [c.name for c in (LinearInterpolator, MixupInterpolator, SlerpInterpolator)] == ["linear", "mixup", "slerp"]
 
 

@@ -1,17 +1,21 @@
-"""xite.ops.project_interpolate (DESIGN §3) against the reference, the oracle.
+"""xite.ops.project_interpolate against the reference, the oracle.
 
 The compiled op is checked against xite.ops.reference on a grid of shapes and options, by
-torch.library.opcheck, by gradcheck in float64, on non-contiguous inputs and on the error cases;
-the reference itself is checked against a hand-computed example.
+torch.library.opcheck, by gradcheck and gradgradcheck in float64, on non-contiguous inputs and on
+the error cases; the reference itself is checked against a hand-computed example. The grid and
+opcheck run on every device present (the CUDA cases are skipped, and say so, without a GPU);
+csrc/cuda_check.sh's skip path is checked too.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,7 +25,17 @@ from xite.ops import reference
 
 COMPILED = ops.build_info()["loaded"]
 needs_compiled = pytest.mark.skipif(not COMPILED, reason=f"extension not loaded: {ops.backend()}")
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() and ops.build_info().get("cuda") else [])
+HAS_CUDA = torch.cuda.is_available()
+CUDA_KERNEL = HAS_CUDA and COMPILED and bool(ops.build_info().get("cuda"))
+needs_cuda = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA device")
+needs_cuda_kernel = pytest.mark.skipif(
+    not CUDA_KERNEL, reason="needs a CUDA device and the extension built with CUDA"
+)
+# The public function on every device (on CUDA it is the CUDA kernel where the extension has it);
+# the compiled op itself on every device it has a kernel for.
+DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda)]
+KERNEL_DEVICES = ["cpu", pytest.param("cuda", marks=needs_cuda_kernel)]
+REPO = Path(__file__).resolve().parents[1]
 
 
 def make_inputs(n, d, r, *, m=None, centred=True, lam_kind="vector", dtype=torch.float32, device="cpu", seed=0):
@@ -117,17 +131,24 @@ def test_public_function_hand_computed(interp):
 # ---- the grid against the reference ------------------------------------------------------------
 
 
+# Every (d, r) with r <= d (a basis has at most d columns; r > d is an error, see
+# test_rank_above_dim); r = d included. On CUDA, (384, 64) and (768, 64) take the GEMM path (basis
+# too large for shared memory), the others stage the basis.
+DIM_RANKS = [(d, r) for d in (1, 3, 384, 768) for r in (0, 1, 3, 8, 64) if r <= d and (r != 3 or d == 3)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("lam_kind", ["scalar", "vector"])
 @pytest.mark.parametrize("interp", ["linear", "slerp"])
 @pytest.mark.parametrize("mode", ["keep", "remove", "none"])
-@pytest.mark.parametrize("r", [0, 1, 8, 64])
-@pytest.mark.parametrize("d", [1, 3, 384, 768])
+@pytest.mark.parametrize("d,r", DIM_RANKS)
 @pytest.mark.parametrize("n", [0, 1, 7, 1000])
-def test_matches_reference_float32(n, d, r, mode, interp, lam_kind):
+def test_matches_reference_float32(n, d, r, mode, interp, lam_kind, device):
     centred = (n + d + r) % 2 == 1  # half the cases centred, spread over the grid
-    args = make_inputs(n, d, r, centred=centred, lam_kind=lam_kind, seed=n * 1000 + d + r)
+    args = make_inputs(n, d, r, centred=centred, lam_kind=lam_kind, seed=n * 1000 + d + r, device=device)
     got = ops.project_interpolate(*args, mode=mode, interp=interp)
-    assert got.shape == (n, d) and got.dtype == torch.float32
+    assert got.shape == (n, d) and got.dtype == torch.float32 and got.device.type == device
+    got = got.cpu()
     want = expected(*args, mode, interp)
     if interp == "slerp":
         keep = well_conditioned_rows(*args, mode)
@@ -144,14 +165,12 @@ def test_matches_reference_float64(n, d, r, mode, interp):
     torch.testing.assert_close(got, expected(*args, mode, interp), **tolerance(torch.float64, d, r))
 
 
-@pytest.mark.parametrize("device", DEVICES)
+@needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("interp", ["linear", "slerp"])
 @pytest.mark.parametrize("r", [0, 8, 64])
-def test_cuda_dtypes(device, dtype, interp, r):
-    if device == "cpu":
-        pytest.skip("CUDA dtypes need a GPU")
-    args = make_inputs(500, 768, r, dtype=dtype, device=device, seed=r)
+def test_cuda_dtypes(dtype, interp, r):
+    args = make_inputs(500, 768, r, dtype=dtype, device="cuda", seed=r)
     got = ops.project_interpolate(*args, mode="keep", interp=interp)
     assert got.dtype == dtype and got.device.type == "cuda"
     torch.testing.assert_close(got.double().cpu(), expected(*args, "keep", interp), **tolerance(dtype, 768, r))
@@ -310,6 +329,22 @@ def test_shape_mismatch(backend):
             _call(backend, target, bank, index, lam, basis, mean, **kw)
 
 
+@pytest.mark.parametrize("mode", ["keep", "none"])
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rank_above_dim(backend, mode):
+    """A basis [d, r] with r > d has more columns than any orthonormal basis of R^d: a ValueError
+    from the C++ checks and from the Python ones (public function, reference, fake kernel) alike,
+    whatever the mode."""
+    target, bank, index, lam, _, mean = make_inputs(10, 8, 0)
+    basis = torch.randn(8, 9)
+    with pytest.raises(ValueError, match=r"basis must have at most d = 8 columns.*8, 9"):
+        _call(backend, target, bank, index, lam, basis, mean, mode=mode)
+    square = torch.linalg.qr(torch.randn(8, 8))[0]  # r == d is a basis (P = I for keep)
+    got = _call(backend, target, bank, index, lam, square, mean, mode=mode)
+    torch.testing.assert_close(got.double(), expected(target, bank, index, lam, square, mean, mode, "linear"),
+                               rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_device_mismatch(backend):
     other = "cuda" if torch.cuda.is_available() else "meta"
@@ -321,16 +356,117 @@ def test_device_mismatch(backend):
             _call(backend, *args)
 
 
+# ---- CUDA: no host sync, device-side index check, full float32, shared memory ----------------------
+
+
+@needs_cuda_kernel
+@pytest.mark.parametrize("interp", ["linear", "slerp"])
+@pytest.mark.parametrize("r", [0, 8, 64])  # 64 at d = 384: the basis is too large to stage (GEMM path)
+def test_cuda_graph_capture(r, interp):
+    """The op never syncs the host (no .item(), no host-side index check): a sync while a stream
+    is capturing is an error, so capture succeeds only without one; replay gives the result."""
+    n, d = 300, 384
+    args = make_inputs(n, d, r, device="cuda", seed=r)
+    out = torch.full((n, d), float("nan"), device="cuda")
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up (cuBLAS handle, workspace) outside the capture
+        ops.project_interpolate(*args, interp=interp, out=out)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        ops.project_interpolate(*args, interp=interp, out=out)
+    out.fill_(float("nan"))
+    graph.replay()
+    torch.cuda.synchronize()
+    got, want = out.double().cpu(), expected(*args, "keep", interp)
+    if interp == "slerp":
+        keep = well_conditioned_rows(*args, "keep")
+        got, want = got[keep], want[keep]
+    torch.testing.assert_close(got, want, **tolerance(torch.float32, d, r))
+
+
+@needs_cuda_kernel
+def test_cuda_index_out_of_range_is_a_device_side_assert():
+    """On CUDA the index is checked by the kernel, not the host: the call returns, and the bad index
+    surfaces at the next sync as a device-side assert (in a subprocess: it poisons the context)."""
+    code = textwrap.dedent(
+        """
+        import torch
+        import xite.ops  # registers the op
+        t, b = torch.randn(4, 8, device="cuda"), torch.randn(3, 8, device="cuda")
+        idx = torch.tensor([0, 1, 3, 2], device="cuda")  # 3 is out of range for 3 bank rows
+        torch.ops.xite.project_interpolate(t, b, idx, torch.tensor(0.5, device="cuda"))
+        print("returned", flush=True)
+        torch.cuda.synchronize()
+        print("no error", flush=True)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    # (the kernel's own assert message may land on stdout or stderr, depending on the driver)
+    assert "returned" in result.stdout and "no error" not in result.stdout, (result.stdout, result.stderr)
+    assert result.returncode != 0 and "device-side assert" in result.stderr, result.stderr
+
+
+@needs_cuda_kernel
+@pytest.mark.parametrize("centred", [False, True])
+def test_cuda_large_basis_is_full_float32_under_tf32(centred):
+    """The GEMM path (basis too large for shared memory) projects x − μ in float32 even when the
+    global TF32 switch is on. TF32 keeps 10 mantissa bits (~5e-4 relative): its error on these
+    outputs is ~1e-4..1e-3, far outside the tolerance; and with a large common component μ, x·U −
+    μ·U would cancel (~1e-2 here) where (x − μ)·U does not."""
+    n, d, r = 256, 768, 64
+    target, bank, index, lam, basis, mean = make_inputs(n, d, r, centred=True, device="cuda", seed=7)
+    if centred:
+        mean = mean * 100
+        target = target + mean  # x − μ stays O(1), x and μ are O(100)
+    else:
+        mean = None
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        got = ops.project_interpolate(target, bank, index, lam, basis, mean, mode="keep")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    want = expected(target, bank, index, lam, basis, mean, "keep", "linear")
+    torch.testing.assert_close(got.double().cpu(), want, rtol=1e-5, atol=5e-5)
+
+
+# Around the 48 KiB shared-memory budget, counting every buffer (basis, coefficients, reduction
+# scratch, slerp totals): r*d = 12208 floats stage the basis (49,132 bytes in all); 12280 would
+# have fitted a count of the basis alone but not the total, so it takes the GEMM path; r = d =
+# 12224 has more coefficients than fit, so the kernel reads them from global memory.
+@needs_cuda_kernel
+@pytest.mark.parametrize("interp", ["linear", "slerp"])
+@pytest.mark.parametrize("n,d,r", [(64, 1526, 8), (64, 1535, 8), (3, 12224, 12224)])
+def test_cuda_shared_memory_budget(n, d, r, interp):
+    g = torch.Generator().manual_seed(d)
+    target, bank = torch.randn(n, d, generator=g), torch.randn(n, d, generator=g)
+    index, lam = torch.randint(0, n, (n,), generator=g), torch.rand(n, generator=g)
+    basis = torch.randn(d, r, generator=g) / math.sqrt(d)  # not orthonormal: the arithmetic is the same
+    mean = torch.randn(d, generator=g)
+    args = [t.cuda() for t in (target, bank, index, lam, basis, mean)]
+    got = ops.project_interpolate(*args, mode="remove", interp=interp)
+    want = expected(target, bank, index, lam, basis, mean, "remove", interp)
+    got = got.double().cpu()
+    if interp == "slerp":
+        keep = well_conditioned_rows(target, bank, index, lam, basis, mean, "remove")
+        got, want = got[keep], want[keep]
+    torch.testing.assert_close(got, want, **tolerance(torch.float32, d, r))
+
+
 # ---- torch.library and autograd ------------------------------------------------------------------
 
 
 @needs_compiled
+@pytest.mark.parametrize("device", KERNEL_DEVICES)
 @pytest.mark.parametrize("interp", ["linear", "slerp"])
 @pytest.mark.parametrize("mode,r,centred", [("keep", 3, True), ("remove", 2, False), ("none", 0, False)])
 @pytest.mark.parametrize("lam_kind", ["scalar", "vector"])
-def test_opcheck(interp, mode, r, centred, lam_kind):
+def test_opcheck(interp, mode, r, centred, lam_kind, device):
+    dtype = torch.float64 if device == "cpu" else torch.float32  # the CUDA kernel has no float64
     target, bank, index, lam, basis, mean = make_inputs(9, 6, r, m=4, centred=centred, lam_kind=lam_kind,
-                                                        dtype=torch.float64)
+                                                        dtype=dtype, device=device)
     target.requires_grad_()
     bank.requires_grad_()
     lam.requires_grad_()
@@ -338,19 +474,21 @@ def test_opcheck(interp, mode, r, centred, lam_kind):
     torch.library.opcheck(torch.ops.xite.project_interpolate.default, args)
     torch.library.opcheck(torch.ops.xite.project_interpolate_into.default,
                           tuple(a.detach() if isinstance(a, torch.Tensor) else a for a in args),
-                          {"out": torch.empty(9, 6, dtype=torch.float64)})
+                          {"out": torch.empty(9, 6, dtype=dtype, device=device)})
 
 
 @pytest.mark.parametrize("lam_kind", ["scalar", "vector"])
 @pytest.mark.parametrize("interp", ["linear", "slerp"])
 @pytest.mark.parametrize("mode", ["keep", "remove", "none"])
-def test_gradcheck_float64(mode, interp, lam_kind):
+def test_gradcheck_and_gradgradcheck_float64(mode, interp, lam_kind):
+    """First and second derivatives, both interpolations: the reference's slerp is smooth away from
+    (anti)parallel and zero rows, and the op's slerp backward keeps its graph under create_graph."""
     target, bank, index, lam, basis, mean = make_inputs(7, 5, 2, m=3, lam_kind=lam_kind, dtype=torch.float64)
     index[:3] = 1  # repeated rows: the bank gradient must accumulate (index_add)
     fn = lambda t, b, l: ops.project_interpolate(t, b, index, l, basis, mean, mode, interp)
     inputs = tuple(x.clone().requires_grad_() for x in (target, bank, lam))
     assert torch.autograd.gradcheck(fn, inputs)
-    assert torch.autograd.gradgradcheck(fn, inputs) if interp == "linear" else True
+    assert torch.autograd.gradgradcheck(fn, inputs)
 
 
 @needs_compiled
@@ -385,6 +523,33 @@ def test_torch_compile():
     fn = lambda t, b, i, l, u, mu: ops.project_interpolate(t, b, i, l, u, mu, "keep", "slerp")
     compiled = torch.compile(fn, backend="aot_eager", fullgraph=True)
     torch.testing.assert_close(compiled(*args), fn(*args))
+
+
+# ---- csrc/cuda_check.sh without nvcc ---------------------------------------------------------------
+
+
+def _cuda_check(**env):
+    """csrc/cuda_check.sh with XITE_NVCC=none (as if nvcc were nowhere; PATH alone cannot hide the
+    /usr/local/cuda fallback) and without the caller's XITE_REQUIRE_NVCC (CI sets it)."""
+    full = {k: v for k, v in os.environ.items() if k != "XITE_REQUIRE_NVCC"}
+    full.update({"XITE_NVCC": "none", "PY": sys.executable, **env})
+    return subprocess.run(["bash", str(REPO / "csrc" / "cuda_check.sh")], capture_output=True, text=True,
+                          env=full, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_cuda_check_skips_without_nvcc():
+    result = _cuda_check()
+    assert (result.returncode, result.stdout, result.stderr) == (0, "cuda-check: skipped (nvcc not found)\n", "")
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_cuda_check_fails_without_nvcc_when_required():
+    result = _cuda_check(XITE_REQUIRE_NVCC="1")
+    assert result.returncode == 1 and result.stdout == ""
+    assert "nvcc not found" in result.stderr and "XITE_REQUIRE_NVCC=1" in result.stderr
+    result = _cuda_check(XITE_NVCC="/nonexistent/nvcc")  # a path that is not nvcc: an error, never a skip
+    assert result.returncode == 1 and "/nonexistent/nvcc" in result.stderr
 
 
 # ---- loading and the fallback --------------------------------------------------------------------

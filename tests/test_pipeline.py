@@ -13,6 +13,8 @@ from xite.errors import InputError, UnknownComponentError, XiteError
 from xite.ops import reference
 from helpers import AR, EN, KO, NLI_KO, nli_files, sentiment_files
 
+pytestmark = pytest.mark.plugins("xite-hashing")  # the model-free encoder keeps these fast
+
 FAST = dict(encoder="hashing", progress=False)
 
 
@@ -193,3 +195,16 @@ def test_flat_index_advice_where_ivf_was_measured_faster():
     advise_index(rec, FaissRetriever(index="flat"), 100_000, 100_000, said.append)
     advise_index(rec, FaissRetriever(index="flat"), 10_000, 1_000_000, said.append)
     assert len(said) == 2 and all("retriever.index=ivf" in line for line in said)
+
+
+def test_augment_warns_when_the_encoder_does_not_cover_a_target(tmp_path, monkeypatch):
+    from xite_hashing import HashingEncoder
+
+    monkeypatch.setattr(HashingEncoder, "languages", frozenset({"en", "ko"}), raising=False)
+    said = []
+    run(tmp_path, log=said.append)
+    assert any(m.startswith("warning: encoder hashing does not cover ar") for m in said), said
+    said.clear()
+    monkeypatch.setattr(HashingEncoder, "languages", frozenset({"en", "ko", "ar"}), raising=False)
+    run(tmp_path, log=said.append)
+    assert not any("does not cover" in m for m in said)

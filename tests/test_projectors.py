@@ -1,4 +1,4 @@
-"""Projectors with real sklearn, checked against numpy and against DESIGN §1.4's formulas."""
+"""Projectors with real sklearn, checked against numpy and against the formulas of docs/method.md."""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ from xite.errors import ConfigError
 from xite.recipe import ComponentSpec, Recipe, packaged_recipes
 from helpers import sentiment_files
 
+pytestmark = pytest.mark.plugins("xite-hashing")
+
 BASE = ["--encoder", "hashing", "--quiet"]
 
 

@@ -11,6 +11,8 @@ from xite.errors import XiteError
 from xite.training import HeadOptions, fit_head, load_model
 from helpers import EN, nli_files, sentiment_files, write_jsonl
 
+pytestmark = pytest.mark.plugins("xite-hashing")  # the model-free encoder keeps these fast
+
 FAST = dict(encoder="hashing", progress=False)
 
 

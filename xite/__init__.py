@@ -20,4 +20,19 @@ from xite.pipeline import augment
 from xite.recipe import ComponentSpec, Recipe
 from xite.training import train
 
-__all__ = ["__version__", "augment", "train", "evaluate", "experiment", "Recipe", "ComponentSpec"]
+__all__ = ["__version__", "augment", "train", "evaluate", "experiment", "finetune", "predict", "Recipe", "ComponentSpec"]
+
+# finetune and predict load torch and transformers as they are imported: xite loads them only
+# when one is first used (PEP 562), so `import xite` and the CLI's start-up stay fast.
+_LAZY = {"finetune": ("xite.finetuning.run", "finetune"), "predict": ("xite.prediction", "predict")}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'xite' has no attribute {name!r}")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import List, Optional
 
@@ -21,16 +23,27 @@ app = typer.Typer(
     add_completion=False,
 )
 console = Console(stderr=True)
+_default_showwarning = warnings.showwarning
 out_console = Console(soft_wrap=True, highlight=False)
 
 
 def _lang_path(values: Optional[List[str]], flag: str) -> list[tuple[str, Path]]:
+    from xite.checks import check_language
+    from xite.errors import ConfigError
+
     pairs = []
     for value in values or []:
         lang, sep, path = value.partition("=")
         if not sep or not lang or not path:
             raise typer.BadParameter(f"expected LANG=PATH, got {value!r}", param_hint=flag)
-        pairs.append((lang.strip(), Path(path)))
+        try:
+            check_language(lang, flag)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc).split(": ", 1)[1], param_hint=flag) from None
+        if any(seen == lang for seen, _ in pairs):
+            # A dict keyed by language would keep only the last one without a word.
+            raise typer.BadParameter(f"language {lang!r} is given twice", param_hint=flag)
+        pairs.append((lang, Path(path)))
     return pairs
 
 
@@ -52,6 +65,18 @@ def _generic_options(values: Optional[List[str]]) -> dict[str, dict]:
             parsed = raw
         found.setdefault(kind, {})[name] = parsed
     return found
+
+
+def _logger(quiet: bool):
+    """Progress notes go to stderr; --quiet keeps only the notes and warnings that say something
+    about the result (an LDA rank of 1, an encoder that does not cover a language)."""
+    from rich.markup import escape
+
+    def log(msg: str) -> None:
+        if not quiet or msg.startswith(("note:", "warning:")):
+            console.print(f"[dim]{escape(msg)}[/dim]", soft_wrap=True)
+
+    return log
 
 
 def _drop_none(d: dict) -> dict:
@@ -79,6 +104,7 @@ def augment(
     interpolator: Optional[str] = typer.Option(None, help="Interpolator name (default linear; mixup, slerp, ...)."),
     option: Optional[List[str]] = typer.Option(None, "--option", "-O", help="A component option, KIND.KEY=VALUE (repeat); `xite describe KIND NAME` lists them."),
     lam: Optional[float] = typer.Option(None, "--lam", help="Shorthand for --option interpolator.lam=VALUE (weight of the target row)."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Shorthand for --option encoder.precision=VALUE: fp32 (default) or int8 (CTranslate2, ~2-10x faster on CPU)."),
     per_target: Optional[int] = typer.Option(None, help="Synthetic rows per target row (default 1)."),
     seed: Optional[int] = typer.Option(None, help="Seed for every random choice (default 0)."),
     source_language: Optional[str] = typer.Option(None, help="Language code of the source corpus (default en)."),
@@ -109,6 +135,8 @@ def augment(
     options = _generic_options(option)
     if lam is not None:
         options.setdefault("interpolator", {})["lam"] = lam
+    if precision is not None:
+        options.setdefault("encoder", {})["precision"] = precision
     choices = _drop_none(dict(encoder=encoder, retriever=retriever, adopter=adopter, projector=projector,
                               interpolator=interpolator, per_target=per_target, seed=seed, source_language=source_language))
     choices.update({f"{kind}_options": opts for kind, opts in options.items()})
@@ -116,7 +144,7 @@ def augment(
         source, targets, config,
         out=out, overwrite=overwrite, extra_languages=_lang_path(extra_language, "--extra-language"),
         fields=_fields(text_field, premise_field, hypothesis_field, label_field), batch_size=batch_size, device=device,
-        progress=not quiet, log=lambda msg: console.print(f"[dim]{msg}[/dim]"),
+        progress=not quiet, log=_logger(quiet),
         executor=executor, ray_address=ray_address, ray_options=_ray_options(ray_option), **choices,
     )
     _print_summary(result.manifest, result.out_dir)
@@ -241,9 +269,30 @@ def experiment(
 
     out = out or Path(f"xite-experiment-{task}" + ("-encoder" if level == "encoder" else ""))
     results = run_experiment(data, task, config=config, out=out, languages=language or None, seeds=seed or None, level=level,
-                             progress=not quiet, log=lambda msg: console.print(f"[dim]{msg}[/dim]"))
+                             progress=not quiet, log=_logger(quiet))
     out_console.print((out / "results.md").read_text(encoding="utf-8"))
     out_console.print(f"results: {out / 'results.json'}, {out / 'results.md'} ({results['timing_s']['total']:.0f} s)")
+
+
+def _plugin_failures_lines() -> list[str]:
+    from xite import plugins as plugin_registry
+
+    return [
+        f"plugin {r.package}{' ' + r.version if r.version else ''} ({r.name}) failed to load: {r.error}"
+        for r in plugin_registry.failed_plugins()
+    ]
+
+
+def _options_table(kind: str, name: str) -> Table:
+    from xite.options import REQUIRED, describe as describe_options
+
+    table = Table(title=f"{kind} {name}", title_justify="left")
+    for col in ("option", "type", "default", "doc"):
+        table.add_column(col)
+    for info in describe_options(kind, name):
+        default = "(required)" if info.default is REQUIRED else repr(info.default)
+        table.add_row(info.name, info.type, default, info.doc or "(undocumented)")
+    return table
 
 
 @app.command()
@@ -329,27 +378,52 @@ def predict(
 
 
 @app.command()
-def plugins() -> None:
-    """List registered components: kind, name and the package each came from."""
+def plugins(
+    show_options: bool = typer.Option(False, "--options", help="Also print every component's options."),
+) -> None:
+    """List registered components (kind, name, package, version), plugin commands and failed plugins."""
     from xite import plugins as plugin_registry
     from xite.ops import backend
 
     table = Table(title="xite components")
-    for col in ("kind", "name", "package"):
+    for col in ("kind", "name", "package", "version"):
         table.add_column(col)
-    for kind, name, package in plugin_registry.describe():
-        table.add_row(kind, name, package)
+    for reg in plugin_registry.components():
+        note = f" (overrides {reg.replaces}'s)" if reg.replaces else ""
+        table.add_row(reg.kind[:-1], reg.name, reg.package + note, reg.version)
     out_console.print(table)
+    for report in plugin_registry.reports():
+        for command in report.commands:
+            out_console.print(f"command {command}: from {report.package} {report.version}".rstrip())
+    for line in _plugin_failures_lines():
+        out_console.print(line)
     out_console.print(f"kernel backend: {backend()}")
+    if show_options:
+        for reg in plugin_registry.components():
+            out_console.print(_options_table(reg.kind[:-1], reg.name))
+
+
+@app.command()
+def describe(
+    kind: str = typer.Argument(..., help="encoder, retriever, projector, interpolator or adopter."),
+    name: str = typer.Argument(..., help="Component name (as in `xite plugins`)."),
+) -> None:
+    """Print a component's options: name, type, default and what each does."""
+    from xite import plugins as plugin_registry
+
+    reg, _ = plugin_registry.lookup(kind, name)
+    out_console.print(_options_table(reg.kind[:-1], reg.name))
+    out_console.print(f"from {reg.package} {reg.version}; set with --option {reg.kind[:-1]}.OPTION=VALUE".replace("  ", " "))
 
 
 @app.command()
 def doctor() -> None:
-    """Versions, the active kernel backend, faiss GPUs and XITE_HOME."""
+    """Versions, the active kernel backend, faiss GPUs, XITE_HOME and plugins that failed to load."""
     import faiss
     import torch
 
     from xite import __version__
+    from xite import plugins as plugin_registry
     from xite.ops import backend
     from xite.paths import xite_home
 
@@ -357,12 +431,38 @@ def doctor() -> None:
     out_console.print(f"faiss {faiss.__version__}; GPUs visible to faiss: {faiss.get_num_gpus() if hasattr(faiss, 'get_num_gpus') else 0}")
     out_console.print(f"kernel backend: {backend()}")
     out_console.print(f"XITE_HOME: {xite_home()}")
+    loaded = [r for r in plugin_registry.reports() if r.ok and r.package != "xite"]
+    selected = os.environ.get(plugin_registry.ENV_VAR)
+    scope = "all installed" if selected is None else f"{plugin_registry.ENV_VAR}={selected!r}"
+    names = ", ".join(f"{r.package} {r.version}".strip() for r in loaded) or "none"
+    out_console.print(f"plugins ({scope}): {names}")
+    for line in _plugin_failures_lines():
+        out_console.print(line)
+
+
+@app.command()
+def report(
+    directory: Path = typer.Argument(..., help="Experiment directory (results.json) or augment run directory (manifest.json)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write (default: DIRECTORY/report.html)."),
+    max_points: int = typer.Option(2000, help="Run map: at most this many points per language and kind."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """One self-contained HTML report (figures inline, opens offline) of an experiment or a run."""
+    from xite.report import write_report
+
+    path = write_report(directory, out, max_points=max_points, progress=not quiet,
+                        log=None if quiet else (lambda msg: console.print(f"[dim]{msg}[/dim]")))
+    out_console.print(f"report: {path}")
 
 
 def _load_plugin_commands() -> None:
-    from xite.plugins import get_plugin_manager
+    from xite import plugins as plugin_registry
 
-    get_plugin_manager().hook.register_commands(app=app)
+    try:
+        plugin_registry.install_commands(app)
+    except Exception as exc:  # xite's own commands (and --help) must work whatever plugins do
+        console.print(f"[yellow]warning:[/yellow] plugin commands not loaded: {type(exc).__name__}: {exc}",
+                      highlight=False, soft_wrap=True)
 
 
 def _click_exceptions():
@@ -379,24 +479,69 @@ def _interrupted() -> int:
     return 130
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    """Entry point: user errors become one line on stderr and exit code 2."""
-    exceptions = _click_exceptions()
-    try:
-        _load_plugin_commands()
-        rv = app(args=argv, standalone_mode=False, prog_name="xite")
-    except XiteError as exc:
+def _error_line(message: str) -> int:
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    return 2
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """xite's notes to the user (XiteWarning) as one line each; other warnings as Python shows them."""
+    from xite.errors import XiteWarning
+
+    if issubclass(category, XiteWarning):
         from rich.markup import escape
 
-        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return 2
-    except exceptions.ClickException as exc:
-        exc.show()
-        return 2
-    except (KeyboardInterrupt, typer.Abort):
-        return _interrupted()
-    except typer.Exit as exc:
-        return int(exc.exit_code)
+        console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False, soft_wrap=True)
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+def _os_error_message(exc: OSError) -> str:
+    where = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    reason = exc.strerror or str(exc)
+    return f"{where}: {reason}" if where else reason
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Entry point: user errors become one line on stderr and exit code 2."""
+    from xite.errors import XiteWarning
+
+    exceptions = _click_exceptions()
+    with warnings.catch_warnings():
+        # Every note is shown, not once per place in the code: two files can need the same note.
+        warnings.simplefilter("always", XiteWarning)
+        warnings.showwarning = _show_warning
+        try:
+            _load_plugin_commands()
+            rv = app(args=argv, standalone_mode=False, prog_name="xite")
+        except XiteError as exc:
+            return _error_line(str(exc))
+        except exceptions.UsageError as exc:
+            # A bad flag or value: one line, like every other error, with where to find help.
+            command = exc.ctx.command_path if exc.ctx is not None else "xite"
+            return _error_line(f"{exc.format_message()} (see `{command} --help`)")
+        except exceptions.ClickException as exc:
+            return _error_line(exc.format_message())
+        except KeyboardInterrupt:
+            return _interrupted()
+        except typer.Abort as exc:
+            # Click turns an EOFError raised anywhere in a command into Abort, which would read as
+            # Ctrl-C; only a real interrupt is one. Anything else is a bug: keep its traceback.
+            cause = exc.__cause__ or exc.__context__
+            if cause is None or isinstance(cause, KeyboardInterrupt):
+                return _interrupted()
+            raise cause from None
+        except OSError as exc:
+            # A filesystem fault (full disk, read-only or missing folder, permissions) is the
+            # environment, not a bug: one line with the path and the system's reason. An OSError
+            # without an errno is not such a fault and keeps its traceback.
+            if exc.errno is None:
+                raise
+            return _error_line(_os_error_message(exc))
+        except typer.Exit as exc:
+            return int(exc.exit_code)
     # Without standalone mode Typer returns the exit code of an interrupted command (130).
     if rv == 130:
         return _interrupted()

@@ -27,5 +27,20 @@ class UnknownComponentError(XiteError):
     """A component name that no plugin registered."""
 
 
-class ConfigError(XiteError):
-    """Options that do not fit together or do not fit the component."""
+class ConfigError(XiteError, ValueError):
+    """Options that do not fit together or do not fit the component.
+
+    Also a ValueError: callers that caught a component's ValueError for a bad option still do."""
+
+
+class XiteWarning(UserWarning):
+    """Something xite changed or noticed in what the user gave (labels normalised, duplicates
+    with two labels, ...). Issued through :mod:`warnings`; the CLI prints each as one line."""
+
+
+def warn(message: str) -> None:
+    """Tell the user about a rule that changed what they gave. One mechanism for every such note:
+    Python's ``warnings`` (the CLI shows each as ``warning: ...``; API users can filter them)."""
+    import warnings
+
+    warnings.warn(message, XiteWarning, stacklevel=2)

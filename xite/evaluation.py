@@ -1,4 +1,4 @@
-"""``evaluate``: accuracy, macro-F1 and a confusion matrix per language (DESIGN §1.7)."""
+"""``evaluate``: accuracy, macro-F1 and a confusion matrix per language."""
 
 from __future__ import annotations
 
@@ -62,29 +62,32 @@ def evaluate(
     label_field: str | None = None,
     progress: bool = True,
 ) -> dict[str, dict]:
-    """Score a model directory (or a loaded :class:`~xite.training.HeadModel`) on labeled test files.
+    """Score a model directory (a head on frozen embeddings, or a fine-tuned encoder + head) or
+    a loaded model (:class:`~xite.training.HeadModel`, :class:`~xite.finetuning.FinetunedModel`) on
+    labeled test files.
 
-    Returns ``{language: metrics}``. The test files are encoded with the model's own encoder;
-    naming another ``encoder`` is an error, as is a label the model never saw.
+    Returns ``{language: metrics}``. A head model's test files are encoded with the model's own
+    encoder, a fine-tuned model's go through its encoder; naming another ``encoder`` is an error,
+    as is a label the model never saw.
     """
-    from xite import plugins
+    from xite.checks import check_batch_size, check_language
     from xite.data.readers import read_corpus
-    from xite.encoders.cache import EmbeddingCache
-    from xite.encoders.cache import encode_corpus
-    from xite.training import check_same_encoder, encoder_identity, load_model
+    from xite.prediction import load_classifier, model_encoder_spec, scorer
 
-    model = load_model(model) if isinstance(model, (str, Path)) else model
+    batch_size = check_batch_size(batch_size)
     pairs = list(tests.items()) if isinstance(tests, Mapping) else list(tests)
     if not pairs:
         raise XiteError("give at least one test file (LANG=PATH)")
-    spec = model.encoder.get("spec") or model.encoder.get("name")
-    if not spec:
-        raise XiteError("the model's config names no encoder")
+    langs = [check_language(str(lang), "test language") for lang, _ in pairs]
+    twice = sorted({lang for lang in langs if langs.count(lang) > 1})
+    if twice:
+        # Results are keyed by language: a second file would silently replace the first.
+        raise XiteError(f"test language {twice[0]!r} is given twice; give each language once")
+    model = load_classifier(model) if isinstance(model, (str, Path)) else model
+    spec = model_encoder_spec(model)
     if encoder is not None and encoder != spec:
         raise XiteError(f"the model was trained on {spec} embeddings; it cannot score {encoder} embeddings")
-    enc = plugins.create("encoders", spec, dict(model.encoder.get("options") or {}))
-    check_same_encoder(encoder_identity(enc, spec), model.encoder, "the model")
-    cache = EmbeddingCache(enc.cache_key)
+    score = scorer(model, batch_size=batch_size, progress=progress)
     fields = dict(text_field=text_field, premise_field=premise_field, hypothesis_field=hypothesis_field, label_field=label_field)
     results = {}
     for lang, path in pairs:
@@ -98,6 +101,6 @@ def evaluate(
             raise InputError(corpus.path, f"label {unknown[0]!r} is not one the model knows ({', '.join(model.label_names)})",
                              line=line, field=corpus.label_field)
         y = corpus.encode_labels(model.label_names)
-        x = encode_corpus(enc, cache, corpus, batch_size, progress)
-        results[str(lang)] = {"path": str(path), **metrics(y, model.predict(x), model.label_names)}
+        predicted = score(corpus).argmax(axis=1).astype(np.int64)
+        results[str(lang)] = {"path": str(path), **metrics(y, predicted, model.label_names)}
     return results

@@ -1,6 +1,10 @@
 """The pluggy hook specifications of xite (project name ``xite``, entry-point group ``xite``).
 
-Each ``register_*`` hook receives a ``register(name, factory)`` callable. Built-in components
+Each ``register_*`` hook receives a ``register(name, cls, *, override=False)`` callable. A name
+another package already registered is an error (the later plugin is skipped) unless it passes
+``override=True`` to replace it on purpose. ``cls`` must fulfil its kind's contract
+(:mod:`xite.contracts`); its constructor's keyword parameters are its options
+(:mod:`xite.options`). Built-in components
 (:mod:`xite.builtins`) use exactly these hooks; a third-party package does the same in a module
 named in its ``[project.entry-points.xite]`` table.
 """
@@ -46,4 +50,7 @@ def register_adopters(register):
 
 @hookspec
 def register_commands(app):
-    """Add commands to the Typer ``app`` of the ``xite`` CLI."""
+    """Add commands to the Typer ``app`` of the ``xite`` CLI (``@app.command()``).
+
+    A command whose name xite (or an earlier plugin) already has is an error: the plugin is
+    skipped. ``xite plugins`` lists each plugin's commands."""

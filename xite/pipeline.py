@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from xite import plugins, stages
+from xite.checks import check_batch_size, check_language, check_output_not_input
 from xite.recipe import KINDS, ComponentSpec, Recipe
 from xite.run_io import RunManifest, build_manifest
 from xite.stages import Fields
@@ -83,7 +84,7 @@ def _as_pairs(items: Mapping[str, Any] | Sequence[tuple[str, Any]] | None) -> li
     if not items:
         return []
     pairs = items.items() if isinstance(items, Mapping) else items
-    return [(str(lang), Path(path)) for lang, path in pairs]
+    return [(check_language(str(lang), "language"), Path(path)) for lang, path in pairs]
 
 
 def create_components(recipe: Recipe) -> dict[str, Any]:
@@ -127,8 +128,9 @@ def augment(
     rec = make_recipe(recipe, **choices)
     target_list, extra_list = _as_pairs(targets), _as_pairs(extra_languages)
     stages.check_languages(rec.source_language, target_list, extra_list)
-    if batch_size < 1:
-        raise XiteError(f"batch size must be >= 1, got {batch_size}")
+    batch_size = check_batch_size(batch_size)
+    check_output_not_input(out, [source, *(p for _, p in target_list + extra_list),
+                                 recipe if isinstance(recipe, (str, Path)) and Path(recipe).exists() else None])
     if out is not None and Path(out).exists() and not overwrite:
         raise XiteError(f"output directory {out} exists; pass --overwrite to replace it")
     parts = create_components(rec)
@@ -207,10 +209,9 @@ def advise_index(rec: Recipe, retriever, n_source: int, n_target: int, say: Call
 
 def _warn_uncovered(encoder, languages: list[str], say: Callable[[str], None]) -> None:
     """Encoders may declare the languages they were trained on; say when a target is outside."""
-    covered = getattr(encoder, "languages", None)
-    if not covered:
-        return
-    missing = [lang for lang in languages if lang not in covered]
+    from xite.encoders.base import uncovered_languages
+
+    missing = uncovered_languages(encoder, languages)
     if missing:
         say(f"warning: encoder {encoder.name} does not cover {', '.join(missing)}: its vectors there are unreliable")
 

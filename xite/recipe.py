@@ -78,8 +78,9 @@ class Recipe:
             raise ConfigError(f"seed must be an integer >= 0, got {self.seed!r}")
         if isinstance(self.per_target, bool) or not isinstance(self.per_target, int) or self.per_target < 1:
             raise ConfigError(f"per_target must be an integer >= 1, got {self.per_target!r}")
-        if not isinstance(self.source_language, str) or not self.source_language.strip():
-            raise ConfigError(f"source_language must be a language code, got {self.source_language!r}")
+        from xite.checks import check_language
+
+        check_language(self.source_language, "source_language")
 
     def spec(self, kind: str) -> ComponentSpec:
         return getattr(self, kind)

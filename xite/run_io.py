@@ -103,9 +103,19 @@ class RunManifest:
                 raise InputError(path, f"must be a {typ.__name__}, got {type(data[key]).__name__}", field=key)
         if len(data["label_names"]) < 2 or not all(isinstance(n, str) for n in data["label_names"]):
             raise InputError(path, "must list two or more label names (strings)", field="label_names")
-        for key in ("name", "dim"):
-            if key not in data["encoder"]:
-                raise InputError(path, "missing key", field=f"encoder.{key}")
+        _check_entry(path, data["encoder"], "encoder", {"name": str, "dim": int})
+        _check_entry(path, data["source"], "source", {"path": str, "rows": int})
+        for key, fields in (("targets", {"language": str, "path": str, "digest": str, "rows": int, "offset": int}),
+                            ("extra_languages", {"language": str, "path": str, "rows": int})):
+            entries = data.get(key, [])
+            if not isinstance(entries, list):
+                raise InputError(path, f"must be a list, got {type(entries).__name__}", field=key)
+            for i, entry in enumerate(entries):
+                _check_entry(path, entry, f"{key}[{i}]", fields)
+        for key in ("recipe", "mean_similarity", "cache", "timings_s"):
+            expected = {"recipe": dict, "mean_similarity": (int, float, type(None)), "cache": dict, "timings_s": dict}[key]
+            if key in data and not isinstance(data[key], expected):
+                raise InputError(path, f"has the wrong type ({type(data[key]).__name__})", field=key)
         shards = data.get("shards")
         if shards is not None:
             _check_shard_entries(path, shards)
@@ -113,6 +123,9 @@ class RunManifest:
             recipe = Recipe.from_dict(data["recipe"], str(path)) if "recipe" in data else recipe_of_old_manifest(data)
         except XiteError as exc:
             raise InputError(path, str(exc), field="recipe") from None
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            # An old manifest (no recipe key) whose component entries are not {name, options}.
+            raise InputError(path, f"cannot rebuild the recipe from components: {exc!r}", field="components") from None
         return cls(
             recipe=recipe, label_names=list(data["label_names"]), pairs=data["pairs"], source=data["source"],
             targets=data["targets"], extra_languages=list(data.get("extra_languages", [])), encoder=data["encoder"],
@@ -137,6 +150,19 @@ def _check_shard_entries(path, shards) -> None:
         ok = ok and isinstance(entry.get("rows"), int) and not isinstance(entry.get("rows"), bool)
         if not ok or "/" in entry["synthetic"] or "/" in entry["pairs"]:
             raise InputError(path, "each shard needs file names 'synthetic', 'pairs' and an integer 'rows'", field=f"shards[{n}]")
+
+
+def _check_entry(path, entry, where: str, fields: dict) -> None:
+    """A nested manifest entry is an object whose ``fields`` have their JSON types (later steps
+    index into them: a list where an object belongs would be an AttributeError there)."""
+    if not isinstance(entry, dict):
+        raise InputError(path, f"must be an object, got {type(entry).__name__}", field=where)
+    for key, typ in fields.items():
+        if key not in entry:
+            raise InputError(path, "missing key", field=f"{where}.{key}")
+        value = entry[key]
+        if (isinstance(value, bool) and typ is int) or not isinstance(value, typ):
+            raise InputError(path, f"has the wrong type ({type(value).__name__})", field=f"{where}.{key}")
 
 
 def recipe_of_old_manifest(data: dict) -> Recipe:

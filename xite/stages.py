@@ -275,7 +275,7 @@ def synthesize(targets: Sequence[Encoded], x_target: np.ndarray, x_source: np.nd
     rng = np.random.default_rng(seed)
     expansion = expand(adoption, per_target, interpolator, spec_name, rng)
     with component_call("interpolator", spec_name):
-        z = interpolate(x_target, x_source, expansion, projection, interpolator.mode, device=device)
+        z = interpolate(x_target, x_source, expansion, projection, interpolator.interp, device=device)
     return Synthetic(z, expansion, row_languages(targets, expansion.target_index))
 
 

@@ -1,9 +1,11 @@
 // Argument checks shared by the CPU and CUDA implementations of xite::project_interpolate.
 //
 // The op is callable directly through torch.ops.xite, so every check that guards memory safety
-// lives here, in C++, even though xite/ops/_checks.py runs the same checks first with the same
-// error types (TypeError for dtypes, ValueError for shapes/devices/options, IndexError for
-// index bounds), so both backends fail the same way.
+// lives in C++, even though xite/ops/_checks.py runs the same checks first with the same error
+// types (TypeError for dtypes, ValueError for shapes/devices/options), so both backends fail the
+// same way. Index bounds need the index values: the CPU path checks them before its parallel
+// region (IndexError), the CUDA kernel as it gathers each row (a device-side assert, so that the
+// host never waits for the device).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -98,6 +100,10 @@ inline Problem check_inputs(const at::Tensor& target, const at::Tensor& bank, co
     TORCH_CHECK_VALUE(u.dim() == 2 && u.size(0) == p.d, "xite::project_interpolate: basis must be [", p.d,
                       ", r], got shape ", u.sizes());
     p.r = u.size(1);
+    // A projector's basis has orthonormal columns, and a d-dimensional space has at most d of
+    // them: r > d is a mix-up of the basis' two dimensions (or of two models), not a subspace.
+    TORCH_CHECK_VALUE(p.r <= p.d, "xite::project_interpolate: basis must have at most d = ", p.d,
+                      " columns (an orthonormal basis of the embedding space), got shape ", u.sizes());
   }
   if (mean.has_value()) {
     const auto& mu = *mean;

@@ -1,4 +1,4 @@
-// Row kernels of xite::project_interpolate on CPU (DESIGN §3).
+// Row kernels of xite::project_interpolate on CPU.
 //
 // One pass over memory: each output row is computed from its target row and the bank row that
 // index points at, read in place (the gathered rows are never materialised). Per row, the only

@@ -1,11 +1,11 @@
-// CPU implementation of xite::project_interpolate (DESIGN §3), registered for the CPU key.
+// CPU implementation of xite::project_interpolate, registered for the CPU key.
 //
-// Rows are split in chunks across OpenMP threads (torch's own libgomp, at::get_num_threads() of
-// them); each thread runs the row kernels of kernels.h, or for r >= 8 two small GEMMs per block
-// of rows followed by the fused gather + interpolation pass. The float32 row loop is compiled once
-// per instruction set and picked at load time (GCC target_clones), because wheels cannot assume
-// the build machine's -march: the projection (r dot products per row) gains from AVX2 FMA, the
-// r = 0 path is memory-bound either way.
+// Rows are split in chunks across at::parallel_for's threads (torch's own OpenMP pool,
+// at::get_num_threads() of them); each thread runs the row kernels of kernels.h, or for r >= 8
+// two small GEMMs per block of rows followed by the fused gather + interpolation pass. The float32
+// row loop is compiled once per instruction set and picked at load time (GCC target_clones),
+// because wheels cannot assume the build machine's -march: the projection (r dot products per
+// row) gains from AVX2 FMA, the r = 0 path is memory-bound either way.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -18,10 +18,6 @@
 #include <sys/mman.h>
 #endif
 #include <vector>
-
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "checks.h"
 #include "kernels.h"
@@ -117,22 +113,22 @@ void run_parallel(const Args<T>& a, int64_t n) {
   const int64_t chunk = gemm ? kGemmBlockRows : chunk_rows(a.d);
   const int64_t chunks = (n + chunk - 1) / chunk;
   const size_t scratch_size = static_cast<size_t>(2 * a.d + a.r + 1);
-  const int threads = std::min<int64_t>(at::get_num_threads(), chunks);
   const auto opts = at::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
   at::Tensor u, mu_u;
   if (gemm) {
     u = at::from_blob(const_cast<T*>(a.ut), {a.r, a.d}, opts).t();
     if (a.mean != nullptr) mu_u = at::matmul(at::from_blob(const_cast<T*>(a.mean), {a.d}, opts), u);
   }
-  // One chunk of rows, on one thread, with that thread's scratch.
-  auto work = [&](int64_t c, std::vector<T>& scratch, GemmBlock<T>& g) {
-    const int64_t begin = c * chunk, end = std::min(n, (c + 1) * chunk);
-    if (gemm)
-      gemm_rows(a, g, begin, end);
-    else
-      run_rows(a, begin, end, scratch.data());
-  };
-  auto thread_state = [&](std::vector<T>& scratch, GemmBlock<T>& g) {
+  // at::parallel_for hands each thread one contiguous run of chunks (measured a little faster
+  // than dynamic scheduling, which interleaves the threads' memory streams), runs the BLAS calls
+  // of the GEMM path single-threaded inside its region, falls back to one serial call when nested
+  // in another parallel region, and rethrows an exception thrown by any thread after the region
+  // (an exception escaping a raw `omp parallel` region is std::terminate). Every data-dependent
+  // error (shapes, index bounds) is checked before this point; what can still throw here is ATen
+  // itself (the per-thread buffers' allocation, mm_out), and that now reaches the caller as an error.
+  at::parallel_for(0, chunks, /*grain_size=*/1, [&](int64_t first, int64_t last) {
+    std::vector<T> scratch;
+    GemmBlock<T> g;
     if (gemm) {
       g.u = u;
       g.mu_u = mu_u;
@@ -141,27 +137,14 @@ void run_parallel(const Args<T>& a, int64_t n) {
     } else {
       scratch.resize(scratch_size);
     }
-  };
-#ifdef _OPENMP
-  if (threads > 1 && !omp_in_parallel()) {
-    // One contiguous run of chunks per thread (static): measured a little faster than dynamic
-    // scheduling, which interleaves the threads' memory streams. The BLAS calls of the GEMM path
-    // run single-threaded inside this region (no nested parallelism).
-#pragma omp parallel num_threads(threads)
-    {
-      std::vector<T> scratch;
-      GemmBlock<T> g;
-      thread_state(scratch, g);
-#pragma omp for schedule(static)
-      for (int64_t c = 0; c < chunks; ++c) work(c, scratch, g);
+    for (int64_t c = first; c < last; ++c) {
+      const int64_t begin = c * chunk, end = std::min(n, (c + 1) * chunk);
+      if (gemm)
+        gemm_rows(a, g, begin, end);
+      else
+        run_rows(a, begin, end, scratch.data());
     }
-    return;
-  }
-#endif
-  std::vector<T> scratch;
-  GemmBlock<T> g;
-  thread_state(scratch, g);
-  for (int64_t c = 0; c < chunks; ++c) work(c, scratch, g);
+  });
 }
 
 template <typename T>

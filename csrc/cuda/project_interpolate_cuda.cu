@@ -26,14 +26,6 @@ DType kernel_dtype(at::ScalarType t) {
   }
 }
 
-// One device-wide reduction and a sync: an out-of-range index is an IndexError, never a fault.
-void check_index_bounds(const at::Tensor& index, int64_t m) {
-  const auto [lo, hi] = at::aminmax(index);
-  const int64_t min_index = lo.item<int64_t>(), max_index = hi.item<int64_t>();
-  TORCH_CHECK_INDEX(min_index >= 0 && max_index < m, "xite::project_interpolate: index values span [",
-                    min_index, ", ", max_index, "] but the bank has ", m, " rows");
-}
-
 int sm_count(const at::Tensor& t) {
   int count = 0;
   cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, t.get_device());
@@ -52,8 +44,9 @@ at::Tensor& project_interpolate_out_cuda(const at::Tensor& target, const at::Ten
             {&target, &bank, &index, &lam, basis ? &*basis : nullptr, mean ? &*mean : nullptr});
   if (p.n == 0) return out;
   const c10::cuda::CUDAGuard guard(target.device());
-  check_index_bounds(index, p.m);
-  if (p.d == 0) return out;
+  // No host-side bounds check of index (it would sync the host with the device on every call and
+  // make the op uncapturable in a CUDA graph): the kernel checks each index as it gathers the row,
+  // and a bad one is a device-side assert (see row_at in project_interpolate_kernels.cu).
 
   const at::Tensor x = rows_contiguous(target);
   const at::Tensor bk = rows_contiguous(bank);
@@ -61,11 +54,16 @@ at::Tensor& project_interpolate_out_cuda(const at::Tensor& target, const at::Ten
   const at::Tensor mu = p.has_mean ? mean->contiguous() : at::Tensor();
   // A basis too large for shared memory: coef = (x − mean) @ basis by one GEMM (float32, [n, r]),
   // the kernel then fuses reconstruction, gather and interpolation in its single pass.
+  // The mean is subtracted first (x·U − μ·U cancels when |μ| dominates |x − μ|, as it does for
+  // embeddings that share a large common component), in float32 whatever the storage dtype (half
+  // x minus float32 μ promotes), and the GEMM runs in full float32: NoTF32Guard overrides
+  // torch.backends.cuda.matmul.allow_tf32 / set_float32_matmul_precision for this thread only,
+  // until the end of the scope, so other threads' matmuls keep the global setting.
   at::Tensor coef;
-  if (p.r > 0 && !basis_fits_shared(p.r, p.d)) {
-    const at::Tensor u = basis->to(at::kFloat);
-    coef = at::matmul(x.to(at::kFloat), u);
-    if (p.has_mean) coef.sub_(at::matmul(mu.to(at::kFloat), u));
+  if (p.r > 0 && !shared_plan(p.r, p.d).basis) {
+    const at::Tensor centred = p.has_mean ? at::sub(x, mu.to(at::kFloat)) : x.to(at::kFloat);
+    const at::NoTF32Guard full_float32;
+    coef = at::matmul(centred, basis->to(at::kFloat));
   }
   at::Tensor dst = out.stride(1) == 1 ? out : at::empty({p.n, p.d}, out.options());
 
@@ -76,6 +74,7 @@ at::Tensor& project_interpolate_out_cuda(const at::Tensor& target, const at::Ten
   a.bank_stride = bk.stride(0);
   a.index = index.const_data_ptr<int64_t>();
   a.index_stride = index.stride(0);
+  a.m = p.m;
   a.lam = lam.const_data_ptr();
   a.lam_stride = p.lam_per_row ? lam.stride(0) : 0;
   a.ut = p.r > 0 ? ut.const_data_ptr() : nullptr;

@@ -1,23 +1,22 @@
-// CUDA kernels of xite::project_interpolate (DESIGN §3). Header-light on purpose: see kernels.cuh.
+// CUDA kernels of xite::project_interpolate. Header-light on purpose: see kernels.cuh.
 //
 // One block per output row (grid-stride over rows, so a grid sized to the device stays resident).
 // Per row: coef = Uᵀ(x − mean) by block reductions (U from shared memory when it fits, or coef
-// from the glue's GEMM), then one pass that gathers the bank row in place, forms P(x) on the fly
-// and writes lam·P(x) + (1 − lam)·b. slerp adds one reduction pass (|p|², |b|², p·b) before the
-// write. All arithmetic is float32 whatever the storage dtype.
+// from the glue's GEMM; the shared-memory layout is kernels.cuh's SharedPlan), then one pass that
+// gathers the bank row in place, forms P(x) on the fly and writes lam·P(x) + (1 − lam)·b. slerp
+// adds one reduction pass (|p|², |b|², p·b) before the write. All arithmetic is float32 whatever
+// the storage dtype.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
+
+#include <cassert>
 
 #include "kernels.cuh"
 
 namespace xite {
 namespace cuda {
 namespace {
-
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-constexpr int kCoefChunk = 8;  // basis vectors reduced together (registers per thread)
 
 __device__ __forceinline__ float load(const float* p) { return __ldg(p); }
 __device__ __forceinline__ float load(const __half* p) { return __half2float(*p); }
@@ -63,11 +62,22 @@ struct Row {
   float lam;
 };
 
+// The bounds check of index happens here, on the device, where the row is gathered: checking on
+// the host would cost a device-to-host sync per call (and break CUDA-graph capture). A bad index
+// stops the kernel with a device-side assert before its bank row is read; like an out-of-range
+// index in torch's own CUDA indexing ops, it surfaces at the next synchronising call as
+// "device-side assert triggered" and leaves the CUDA context unusable. __assert_fail is called
+// directly, as torch's CUDA_KERNEL_ASSERT does, so the check stays in builds with NDEBUG.
 template <typename T>
 __device__ __forceinline__ Row<T> row_at(const KernelArgs& a, int64_t i) {
+  const int64_t k = a.index[i * a.index_stride];
+  if (k < 0 || k >= a.m) {
+    __assert_fail("xite::project_interpolate: index out of range for the bank (0 <= index[i] < bank rows)",
+                  __FILE__, static_cast<unsigned int>(__LINE__), __func__);
+  }
   Row<T> row;
   row.x = static_cast<const T*>(a.x) + i * a.x_stride;
-  row.b = static_cast<const T*>(a.bank) + a.index[i * a.index_stride] * a.bank_stride;
+  row.b = static_cast<const T*>(a.bank) + k * a.bank_stride;
   row.o = static_cast<T*>(a.out) + i * a.out_stride;
   row.lam = load(static_cast<const T*>(a.lam) + i * a.lam_stride);
   return row;
@@ -107,13 +117,14 @@ __device__ __forceinline__ float projected(const KernelArgs& a, const Row<T>& ro
 }
 
 template <typename T>
-__global__ void __launch_bounds__(kThreads) project_interpolate_kernel(KernelArgs a, bool basis_in_shared) {
+__global__ void __launch_bounds__(kThreads)
+    project_interpolate_kernel(KernelArgs a, bool basis_in_shared, bool coef_in_shared) {
   extern __shared__ float smem[];
-  // Layout: [basis r*d if staged][coef r rounded up to kCoefChunk][scratch kWarps*kCoefChunk][3]
-  const int64_t r_padded = (a.r + kCoefChunk - 1) / kCoefChunk * kCoefChunk;
+  // The layout of kernels.cuh's SharedPlan: [basis][coef][scratch][totals], each part only as
+  // large as the plan says (the launch sizes the allocation from the same plan).
   float* ut_shared = smem;
-  float* coef = smem + (basis_in_shared ? a.r * a.d : 0);
-  float* scratch = coef + r_padded;
+  float* coef_shared = smem + (basis_in_shared ? a.r * a.d : 0);
+  float* scratch = coef_shared + (coef_in_shared ? padded_rank(a.r) : 0);
   float* totals = scratch + kWarps * kCoefChunk;
 
   const T* ut_t = static_cast<const T*>(a.ut);
@@ -126,12 +137,15 @@ __global__ void __launch_bounds__(kThreads) project_interpolate_kernel(KernelArg
 
   for (int64_t i = blockIdx.x; i < a.n; i += gridDim.x) {
     const Row<T> row = row_at<T>(a, i);
+    const float* coef = coef_shared;
     if (a.r > 0) {
-      if (a.coef != nullptr) {
-        for (int64_t k = threadIdx.x; k < a.r; k += blockDim.x) coef[k] = a.coef[i * a.r + k];
+      if (a.coef == nullptr) {
+        coefficients<T>(a, row, ut_shared, coef_shared, scratch);  // only reached when staged
+      } else if (coef_in_shared) {
+        for (int64_t k = threadIdx.x; k < a.r; k += blockDim.x) coef_shared[k] = a.coef[i * a.r + k];
         __syncthreads();
       } else {
-        coefficients<T>(a, row, ut_shared, coef, scratch);  // only reached when staged
+        coef = a.coef + i * a.r;  // too many to stage: every thread reads the same, cached, values
       }
     }
     float wp = row.lam, wb = 1.f - row.lam;
@@ -167,14 +181,15 @@ __global__ void __launch_bounds__(kThreads) project_interpolate_kernel(KernelArg
 
 template <typename T>
 cudaError_t launch_typed(const KernelArgs& a, int num_sms, cudaStream_t stream) {
-  if (a.n == 0 || a.d == 0) return cudaSuccess;
-  const bool staged = a.r > 0 && a.coef == nullptr;
-  if (staged && !basis_fits_shared(a.r, a.d)) return cudaErrorInvalidValue;  // the glue's job
-  const int64_t r_padded = (a.r + kCoefChunk - 1) / kCoefChunk * kCoefChunk;
-  const size_t shared = sizeof(float) * ((staged ? a.r * a.d : 0) + r_padded + kWarps * kCoefChunk + 3);
+  // d == 0 still launches: the rows have nothing to write, but their indices are checked.
+  if (a.n == 0) return cudaSuccess;
+  const SharedPlan plan = shared_plan(a.r, a.d);
+  // The glue follows the same plan: a GEMM's coef exactly when the basis is not staged.
+  if ((a.r > 0 && a.coef == nullptr) != plan.basis) return cudaErrorInvalidValue;
   // Enough blocks to fill the device several times over; each block then walks its rows.
   const int64_t blocks = a.n < int64_t(num_sms) * 8 ? a.n : int64_t(num_sms) * 8;
-  project_interpolate_kernel<T><<<static_cast<unsigned>(blocks), kThreads, shared, stream>>>(a, staged);
+  const size_t shared = static_cast<size_t>(plan.bytes);
+  project_interpolate_kernel<T><<<static_cast<unsigned>(blocks), kThreads, shared, stream>>>(a, plan.basis, plan.coef);
   return cudaGetLastError();
 }
 

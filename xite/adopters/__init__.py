@@ -1,1 +1,1 @@
-"""Label adoption: from retrieved English neighbours to pseudo-labels (DESIGN §1.3)."""
+"""Label adoption: from retrieved English neighbours to pseudo-labels."""

@@ -17,13 +17,23 @@ from xite.errors import ConfigError
 
 
 class AgreeAdopter(Adopter):
+    """Keep a row only when its retrieved label and a classifier's prediction agree.
+
+    Options:
+        k: neighbours that vote on the retrieved label (1: the nearest one's)
+        min_sim: drop target rows whose chosen neighbour's cosine is below this; default keep all
+        min_margin: drop rows whose vote margin is below this, in [0, 1]
+        balance: keep equally many rows per adopted label (the most similar ones)
+        min_prob: also drop rows where the classifier's top probability is below this
+    """
+
     name = "agree"
 
     def __init__(self, k: int = 1, min_sim: float | None = None, min_margin: float | None = None,
                  balance: bool = False, min_prob: float | None = None):
         super().__init__(k=k, min_sim=min_sim, min_margin=min_margin, balance=balance)
         if min_prob is not None and not 0.0 <= min_prob <= 1.0:
-            raise ValueError(f"min_prob must be in [0, 1], got {min_prob}")
+            raise ConfigError(f"min_prob must be in [0, 1], got {min_prob}")
         self.min_prob = min_prob
 
     def vote(self, scores: np.ndarray, ids: np.ndarray, source_labels: np.ndarray, ctx: AdoptionContext) -> Adoption:

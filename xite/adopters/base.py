@@ -1,4 +1,4 @@
-"""The label-adoption contract: from retrieved neighbours to pseudo-labels (DESIGN §1.3).
+"""The label-adoption contract: from retrieved neighbours to pseudo-labels.
 
 An adopter turns, for each target row, its top-k English neighbours (scores, ids) into
 - a label (the English label it adopts),
@@ -12,6 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from xite.contracts import abstract
+from xite.errors import ConfigError
 
 
 @dataclass
@@ -37,17 +40,28 @@ class Adopter:
     """Base: subclasses implement :meth:`vote`; filters and balancing are shared."""
 
     name = "adopter"
+    k: int = 1  # neighbours each target row needs from the retriever
 
     def __init__(self, k: int = 1, min_sim: float | None = None, min_margin: float | None = None, balance: bool = False):
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if min_margin is not None and not 0.0 <= min_margin <= 1.0:
-            raise ValueError(f"min_margin must be in [0, 1], got {min_margin}")
+        from xite.checks import check_finite
+        from xite.errors import ConfigError
+
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ConfigError(f"k must be an integer >= 1, got {k!r}")
+        # Similarities are cosines: a threshold outside [-1, 1] (or NaN) keeps no row, or every
+        # row, and the run would be written with no word about it.
+        if min_sim is not None:
+            min_sim = check_finite(min_sim, "min_sim", low=-1.0, high=1.0)
+        if min_margin is not None:
+            min_margin = check_finite(min_margin, "min_margin", low=0.0, high=1.0)
+        if not isinstance(balance, bool):
+            raise ConfigError(f"balance must be true or false, got {balance!r}")
         self.k = int(k)
         self.min_sim = min_sim
         self.min_margin = min_margin
         self.balance = bool(balance)
 
+    @abstract
     def vote(self, scores: np.ndarray, ids: np.ndarray, source_labels: np.ndarray, ctx: AdoptionContext) -> Adoption:
         raise NotImplementedError
 

@@ -8,6 +8,13 @@ from xite.adopters.base import Adopter, Adoption, AdoptionContext
 
 
 class Top1Adopter(Adopter):
+    """Adopt the label of the single most similar English example.
+
+    Options:
+        min_sim: drop target rows whose neighbour's cosine is below this; default keep all
+        balance: keep equally many rows per adopted label (the most similar ones)
+    """
+
     name = "top1"
 
     def __init__(self, min_sim: float | None = None, balance: bool = False):

@@ -8,6 +8,15 @@ from xite.adopters.base import Adopter, Adoption, AdoptionContext, neighbour_vot
 
 
 class VoteAdopter(Adopter):
+    """A similarity-weighted vote of the k nearest English examples.
+
+    Options:
+        k: neighbours that vote
+        min_sim: drop target rows whose chosen neighbour's cosine is below this; default keep all
+        min_margin: drop rows whose vote margin ((winner - runner-up) / total) is below this, in [0, 1]
+        balance: keep equally many rows per adopted label (the most similar ones)
+    """
+
     name = "vote"
 
     def __init__(self, k: int = 5, min_sim: float | None = None, min_margin: float | None = None, balance: bool = False):

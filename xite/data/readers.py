@@ -12,12 +12,14 @@ import hashlib
 import io
 import json
 import os
+import unicodedata
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from xite.data.schema import Corpus, encode_labels, fingerprint, label_set  # noqa: F401  (re-exported)
-from xite.errors import ConfigError, InputError
+from xite.errors import ConfigError, InputError, warn
 
 # Extension -> format. ".json" is read as JSON Lines too: one object per line.
 FORMATS = {".jsonl": "jsonl", ".json": "jsonl", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet"}
@@ -334,6 +336,7 @@ def _check_columns_exist(path: str, parsed: _Parsed, plan: _FieldPlan) -> None:
 def _collect(path: str, records: list[Record], plan: _FieldPlan) -> Corpus:
     columns: dict[str, list[str]] = {name: [] for name in plan.text_fields}
     labels: list[str] = []
+    spellings: dict[str, Counter] = defaultdict(Counter)  # label -> how the file wrote it -> rows
     lines: list[int] = []
     first_label_line: int | None = None  # first row that has a label (labeled=None bookkeeping)
     first_bare_line: int | None = None  # first row that has none
@@ -344,11 +347,15 @@ def _collect(path: str, records: list[Record], plan: _FieldPlan) -> Corpus:
         _check_label_presence(path, row, plan, label, line, first_label_line, first_bare_line)
         if label:
             labels.append(label)
+            spellings[label][_spelling(row.get(plan.label))] += 1
             first_label_line = first_label_line or line
         else:
             first_bare_line = first_bare_line or line
         lines.append(line)
     has_labels = bool(labels)
+    if has_labels:
+        texts_by_row = list(zip(*(columns[name] for name in plan.text_fields)))
+        _warn_about_labels(path, labels, spellings, texts_by_row, lines)
     fields = {role: getattr(plan, role) for role in ("text", "premise", "hypothesis") if getattr(plan, role)}
     fields["label"] = plan.label if has_labels else None
     texts = columns[plan.text] if plan.text else None
@@ -371,9 +378,62 @@ def _text_value(path: str, row: dict, name: str, line: int) -> str:
         raise InputError(path, "empty text (null)", line, name)
     if not isinstance(value, str):
         raise InputError(path, f"text must be a string, got {_type_name(value)}", line, name)
-    if not value.strip():
-        raise InputError(path, "empty text", line, name)
+    if _is_blank(value):
+        raise InputError(path, "empty text (only whitespace or invisible characters)", line, name)
     return value
+
+
+# Characters that show nothing: whitespace, and format/control characters (zero-width space and
+# joiners, word joiner, BOM, soft hyphen, bidi marks). A text of only these encodes to a vector of
+# nothing, so it is not a row; a label of only these is no label.
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+
+
+def _is_blank(value: str) -> bool:
+    return all(ch.isspace() or unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in value)
+
+
+def _spelling(value: Any) -> str:
+    """How the file wrote a label, for the notes below: numbers bare, strings quoted."""
+    return json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+
+
+def _canonical_spellings(label: str) -> set[str]:
+    # The spellings that are the label as it is: the string itself, or the integer it reads as.
+    return {json.dumps(label, ensure_ascii=False)} | ({label} if label.lstrip("-").isdigit() else set())
+
+
+def _warn_about_labels(path: str, labels: list[str], spellings: dict[str, Counter],
+                       texts_by_row: list[tuple[str, ...]], lines: list[int]) -> None:
+    """Tell the user whenever the label rules read the file differently from how it is written
+    (docs/formats.md, "Inputs"): spellings merged into one label, labels that differ only in case
+    (kept apart), and one text given two different labels (kept as given)."""
+    changed = []
+    for label, seen in spellings.items():
+        if len(seen) > 1 or set(seen) - _canonical_spellings(label):
+            shown = ", ".join(f"{s} ({n} row{'s' * (n != 1)})" for s, n in sorted(seen.items()))
+            changed.append(f"{shown} -> {label!r}")
+    if changed:
+        warn(f"{path}: labels normalised (a label is its text, trimmed; 1, 1.0 and \"1\" are one label): " + "; ".join(changed))
+    counts = Counter(labels)
+    by_fold: dict[str, list[str]] = defaultdict(list)
+    for label in counts:
+        by_fold[label.casefold()].append(label)
+    for group in by_fold.values():
+        if len(group) > 1:
+            shown = " and ".join(f"{g!r} ({counts[g]} row{'s' * (counts[g] != 1)})" for g in sorted(group))
+            warn(f"{path}: labels {shown} differ only in case: kept as {len(group)} classes; fix the file if they are one")
+    first: dict[tuple[str, ...], tuple[str, int]] = {}
+    conflicts: dict[tuple[str, ...], tuple[int, int]] = {}
+    for text, label, line in zip(texts_by_row, labels, lines):
+        seen = first.setdefault(text, (label, line))
+        if seen[0] != label and text not in conflicts:
+            conflicts[text] = (seen[1], line)
+    if conflicts:
+        a, b = next(iter(conflicts.values()))
+        n = len(conflicts)
+        warn(f"{path}: {n} text{'s' * (n != 1)} appear{'s' * (n == 1)} with two different labels (first at lines {a} and {b}); "
+             "kept as given")
 
 
 def _label_value(path: str, row: dict, name: str, line: int) -> str:
@@ -388,7 +448,7 @@ def _label_value(path: str, row: dict, name: str, line: int) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # pandas turns an int column with gaps into floats
     if isinstance(value, str):
-        return value.strip()
+        return "" if _is_blank(value) else value.strip()
     raise InputError(path, f"label must be a string or an integer, got {_type_name(value)}", line, name)
 
 

@@ -30,10 +30,17 @@ def atomic_output_dir(path: str | os.PathLike, overwrite: bool = False) -> Itera
     """
     target = Path(path)
     _refuse_existing(target, overwrite)
-    created_parents = _make_parents(target.parent)
+    try:
+        created_parents = _make_parents(target.parent)
+    except OSError as exc:
+        raise XiteError(f"cannot create the folder for {target}: {exc.strerror or exc} ({exc.filename or target.parent})") from None
     tmp: Path | None = None
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), dir=target.parent))
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(target), dir=target.parent))
+        except OSError as exc:
+            # Name the output the user asked for, not the temporary name beside it.
+            raise XiteError(f"cannot write {target}: {exc.strerror or exc} (in {target.parent})") from None
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp makes it private; outputs are ordinary dirs
         yield tmp
         _refuse_existing(target, overwrite)  # someone may have created it while we worked

@@ -69,15 +69,22 @@ def experiment(
         raise ConfigError(f"recipe {recipe!r} is not one of the variants: {', '.join(v.name for v in variants)}")
     langs = list(cfg["experiment"]["languages"])
     out = Path(out) if out is not None else Path(f"xite-experiment-{task}")
+    check_settings(cfg, out, [data, config if isinstance(config, (str, Path)) else None])
 
     t0 = time.perf_counter()
     # Everything that can fail on the user's input runs before the output folder exists.
     data_ = load_task(Path(data), task, langs, cfg, progress, say)
     encode_s = time.perf_counter() - t0
     shared = prepare(data_, cfg, langs, variants, say)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with torch_threads(int(cfg["experiment"].get("train_threads", 1))):
-        cells = run_grid(shared, cfg, variants, out, progress)
+    try:
+        with torch_threads(int(cfg["experiment"].get("train_threads", 1))):
+            cells = run_grid(shared, cfg, variants, out, progress)
+    except BaseException:
+        if created:
+            _remove_if_nothing_done(out)
+        raise
     results = summarise(data_, cfg, variants, cells)
     reused = sum(1 for c in cells if c.get("reused"))
     for c in cells:
@@ -85,7 +92,44 @@ def experiment(
     results["timing_s"] = {"encode_and_load": round(encode_s, 2), "total": round(time.perf_counter() - started, 2),
                            "cells_computed": len(cells) - reused, "cells_reused": reused}
     write_results(out, results)
+    _report(out, say)
     return results
+
+
+def _report(out: Path, say) -> None:
+    """The HTML report next to results.md (plots before tables)."""
+    from xite.report import write_report
+
+    say(f"report: {write_report(out)}")
+
+
+def check_settings(cfg: Mapping, out: Path, inputs: list) -> None:
+    """The settings every level shares, checked before anything is read or written."""
+    from xite.checks import check_batch_size, check_language, check_output_not_input
+
+    exp = cfg["experiment"]
+    languages = exp.get("languages")
+    if not isinstance(languages, list) or not languages:
+        raise ConfigError(f"experiment.languages must be a non-empty list of language codes, got {languages!r}")
+    for lang in languages:
+        check_language(lang, "experiment.languages")
+    if len(set(languages)) != len(languages):
+        raise ConfigError(f"experiment.languages lists a language twice: {languages}")
+    check_language(exp.get("source_language", "en"), "experiment.source_language")
+    check_batch_size(exp.get("batch_size", 64), "experiment.batch_size")
+    check_output_not_input(out, inputs)
+
+
+def _remove_if_nothing_done(out: Path) -> None:
+    """A run that failed before finishing one cell leaves no folder behind; one that finished
+    cells keeps them (cells.jsonl) so that a rerun resumes."""
+    cells = out / CELLS
+    if cells.is_file() and cells.stat().st_size == 0:
+        cells.unlink()
+    try:
+        out.rmdir()
+    except OSError:
+        pass  # not empty: finished cells (or the user's files) stay
 
 
 class torch_threads:

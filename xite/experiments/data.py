@@ -81,7 +81,8 @@ def sample_rows(corpus, n: int, seed: int):
     pick = lambda seq: [seq[i] for i in keep]  # noqa: E731
     texts = None if corpus.texts is None else pick(corpus.texts)
     pairs = None if corpus.pairs is None else (pick(corpus.pairs[0]), pick(corpus.pairs[1]))
-    sub = Corpus(corpus.path, texts=texts, pairs=pairs, labels=pick(corpus.labels), fields=dict(corpus.fields),
+    labels = None if corpus.labels is None else pick(corpus.labels)
+    sub = Corpus(corpus.path, texts=texts, pairs=pairs, labels=labels, fields=dict(corpus.fields),
                  line_numbers=pick(corpus.line_numbers))
     sub.digest = f"{corpus.digest}:sample{n}@{seed}"
     return sub

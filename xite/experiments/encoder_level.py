@@ -15,7 +15,6 @@ a cell interrupted mid-training resumes from its checkpoint.
 
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -258,21 +257,23 @@ class EncoderGrid:
                 self.done[key] = cell
                 cells.append(cell)
                 advance(f"{arm} {lang or 'all'} seed {seed} ({cell['seconds']:.0f} s)")
+                # A line per cell in logs too (the bar shows nothing when stderr is not a terminal).
+                self.say(f"cell {len(cells)}/{len(grid)}: {arm} {lang or 'all'} seed {seed}: {cell['seconds']:.0f} s")
         return cells
 
     def zero_shot_dir(self, seed: int) -> Path:
         """The zero-shot model of this seed, trained again when it is not on disk (deterministic)."""
-        from xite.finetuning.loop import finetune
+        from xite.finetuning.loop import train_encoder
 
         path = self.models / f"zero-shot-ft-seed{seed}"
         if not (path / "config.json").is_file():
             d = self.data
-            finetune(_labeled(d["train"], d["label_names"]), _labeled(d["dev"], d["label_names"]), None,
+            train_encoder(_labeled(d["train"], d["label_names"]), _labeled(d["dev"], d["label_names"]), None,
                      _options(self.cfg, seed), path, resume=True, progress=self.progress)
         return path
 
     def cell(self, arm: str, lang: str | None, seed: int) -> dict:
-        from xite.finetuning.loop import finetune
+        from xite.finetuning.loop import train_encoder
         from xite.finetuning.modeldir import load_finetuned
 
         d, names = self.data, self.data["label_names"]
@@ -296,9 +297,10 @@ class EncoderGrid:
             extra = {"schedule": "adapt", "replay": float(self.cfg["adapt"].get("replay", 0.25))}
         else:
             xite, n_xite = _xite(d, lang, next(a for a in self.arms if a.name == arm))
-        model = finetune(english, dev, xite, _options(self.cfg, seed, **extra), path, init=init, resume=True, progress=self.progress)
+        # Only the zero-shot models are kept on disk (self-training and adapt start from them).
+        model = train_encoder(english, dev, xite, _options(self.cfg, seed, **extra), path, init=init, resume=True, save=False,
+                              progress=self.progress)
         scores = _score(model, d, [lang])
-        shutil.rmtree(path, ignore_errors=True)  # ~470 MB each; only the zero-shot models are kept
         return {"models": {"scores": scores}, "xite_rows": n_xite, "training_rows": len(english)}
 
 
@@ -408,4 +410,7 @@ def encoder_experiment(data: str | Path, task: str, *, config: str | Path | Mapp
     res["timing_s"] = {"total": round(time.perf_counter() - started, 1), "cells_computed": len(cells) - reused, "cells_reused": reused}
     atomic_write_text(out / "results.json", json.dumps(res, indent=2, ensure_ascii=False) + "\n")
     atomic_write_text(out / "results.md", render_encoder_markdown(res))
+    from xite.experiments import _report
+
+    _report(out, say)
     return res

@@ -198,7 +198,7 @@ def _xite_cell(shared: Shared, seed: int, variant: Variant) -> dict:
         t = shared.data.targets[lang]
         adoption = _adopt(shared, variant, lang, "unlabeled", seed)
         expansion = stages.expand(adoption, per_target, interp, variant.interpolator.name, rng)
-        z = stages.interpolate(t["unlabeled"].x, x_src, expansion, projection, interp.mode)
+        z = stages.interpolate(t["unlabeled"].x, x_src, expansion, projection, interp.interp)
         rows[lang] = (z, expansion.labels)
         pseudo[lang] = pseudo_label_quality(_adopt(shared, variant, lang, "dev", seed), t["dev"].y)
     return {"models": _per_language_models(shared, seed, rows, variant.weight), "pseudo_labels_dev": pseudo,

@@ -18,7 +18,7 @@ import numpy as np
 from xite import stages
 from xite.errors import ConfigError, InputError, XiteError
 from xite.finetuning.loop import FinetuneOptions, LabeledRows, PairSet, XiteSource
-from xite.finetuning.loop import finetune as run_loop
+from xite.finetuning.loop import train_encoder
 from xite.recipe import Recipe
 from xite.stages import Fields
 
@@ -51,6 +51,10 @@ def finetune(
     rec = make_recipe(recipe, **choices)
     opts = _options(options, rec)
     target_list = _as_pairs(targets)
+    from xite.checks import check_output_not_input
+
+    check_output_not_input(out, [source, dev, init, pairs_from, *(p for _, p in target_list),
+                                 recipe if isinstance(recipe, (str, Path)) else None])
     if out is not None and Path(out).exists() and not (overwrite or resume):
         raise XiteError(f"output directory {out} exists; pass --overwrite to replace it (or --resume to continue)")
     if target_list:
@@ -66,7 +70,7 @@ def finetune(
     english = LabeledRows.from_corpus(src, names)
     dev_rows = _dev_rows(dev, fields, names, src.is_pair)
     xite = None if not target_list else xite_source(inputs, rec, opts, init=init, pairs_from=pairs_from, progress=progress)
-    return run_loop(english, dev_rows, xite, opts, out, init=init, resume=resume, overwrite=overwrite, progress=progress, log=log)
+    return train_encoder(english, dev_rows, xite, opts, out, init=init, resume=resume, overwrite=overwrite, progress=progress, log=log)
 
 
 def _options(options: FinetuneOptions | Mapping[str, Any] | None, rec: Recipe) -> FinetuneOptions:

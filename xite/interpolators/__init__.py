@@ -1,1 +1,1 @@
-"""Interpolators: the coefficients λ and the mode (linear or slerp) of the interpolation."""
+"""Interpolators: the coefficients λ and the interpolation (linear or slerp) of the interpolation."""

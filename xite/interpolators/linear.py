@@ -8,8 +8,14 @@ from xite.interpolators.base import Interpolator, check_count, check_lam
 
 
 class LinearInterpolator(Interpolator):
+    """z = λ·P(target) + (1 − λ)·source with one fixed λ.
+
+    Options:
+        lam: weight of the target row, in [0, 1] (0.5: the midpoint)
+    """
+
     name = "linear"
-    mode = "linear"
+    interp = "linear"
 
     def __init__(self, lam: float = 0.5):
         self.lam = check_lam(lam)

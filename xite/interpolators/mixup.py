@@ -7,16 +7,23 @@ import math
 import numpy as np
 
 from xite.interpolators.base import Interpolator, check_count
+from xite.errors import ConfigError
 
 
 class MixupInterpolator(Interpolator):
+    """Linear interpolation with λ ~ Beta(alpha, alpha) drawn per row.
+
+    Options:
+        alpha: Beta distribution parameter, > 0 (small: λ near 0 or 1; 1: uniform)
+    """
+
     name = "mixup"
-    mode = "linear"
+    interp = "linear"
 
     def __init__(self, alpha: float = 0.4):
         is_number = isinstance(alpha, (int, float, np.integer, np.floating)) and not isinstance(alpha, bool)
         if not is_number or not math.isfinite(alpha) or alpha <= 0:
-            raise ValueError(f"alpha must be a finite number > 0 (λ ~ Beta(alpha, alpha)), got {alpha!r}")
+            raise ConfigError(f"alpha must be a finite number > 0 (λ ~ Beta(alpha, alpha)), got {alpha!r}")
         self.alpha = float(alpha)
 
     def coefficients(self, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Spherical interpolation (beyond the paper) between the normalised projected target and source.
 
 λ is the target's weight, as in the linear mode; the options are the linear interpolator's, only
-the kernel's mode differs. For nearly parallel rows the slerp weights tend to λ and 1 − λ (the
+the kernel's interpolation differs. For nearly parallel rows the slerp weights tend to λ and 1 − λ (the
 linear limit); for nearly antiparallel rows slerp is ill-defined (see xite.ops.reference), which
 retrieved nearest neighbours do not produce.
 """
@@ -12,5 +12,11 @@ from xite.interpolators.linear import LinearInterpolator
 
 
 class SlerpInterpolator(LinearInterpolator):
+    """Spherical interpolation between the normalised projected target and the source.
+
+    Options:
+        lam: weight of the target row, in [0, 1] (0.5: the midpoint of the arc)
+    """
+
     name = "slerp"
-    mode = "slerp"
+    interp = "slerp"

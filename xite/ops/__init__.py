@@ -1,4 +1,4 @@
-"""The arithmetic of XITE behind one function, :func:`project_interpolate` (DESIGN §3).
+"""The arithmetic of XITE behind one function, :func:`project_interpolate`.
 
 The compiled ``xite::project_interpolate`` op (csrc/, loaded from ``xite._C``) takes the place of
 the pure-PyTorch reference when the extension is built; the reference stays as the oracle and as

@@ -114,6 +114,12 @@ def validate(
         if basis.dim() != 2 or basis.shape[0] != d:
             raise ValueError(f"xite::project_interpolate: basis must be [{d}, r], got shape {tuple(basis.shape)}")
         r = basis.shape[1]
+        # Orthonormal columns in a d-dimensional space: at most d of them (as csrc/cpu/checks.h).
+        if r > d:
+            raise ValueError(
+                f"xite::project_interpolate: basis must have at most d = {d} columns (an orthonormal basis "
+                f"of the embedding space), got shape {tuple(basis.shape)}"
+            )
     if mean is not None:
         _same_dtype(mean, target, "mean")
         _same_device(mean, target, "mean")

@@ -96,16 +96,24 @@ def _linear_backward(ctx, grad, target, bank, index, lam, basis, mean):
 
 
 def _slerp_backward(ctx, grad, target, bank, index, lam, basis, mean):
-    """Differentiates the reference (the oracle) by recomputation: slerp's Jacobian is long."""
+    """Differentiates the reference (the oracle) by recomputation: slerp's Jacobian is long.
+
+    Autograd runs a backward with grad mode on exactly when it builds a graph of it (double
+    backward, create_graph=True). Then the recomputation starts from the saved inputs themselves
+    and keeps its graph, so the gradients returned are differentiable in turn (gradgradcheck);
+    otherwise it starts from detached copies and the graph is dropped.
+    """
     wanted = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[3]]
+    create_graph = torch.is_grad_enabled()
     with torch.enable_grad():
-        leaves = [t.detach().requires_grad_(w) for t, w in zip((target, bank, lam), wanted)]
+        leaves = [t if create_graph and w else t.detach().requires_grad_(w)
+                  for t, w in zip((target, bank, lam), wanted)]
         t_, b_, l_ = leaves
         u = basis if ctx.mode != "none" else None
         p = _project(t_, u, mean, ctx.mode)
         out = reference._slerp(p, b_.index_select(0, index), l_.reshape(-1, 1) if l_.dim() == 1 else l_)
         inputs = [leaf for leaf, w in zip(leaves, wanted) if w]
-        grads = iter(torch.autograd.grad(out, inputs, grad) if inputs else ())
+        grads = iter(torch.autograd.grad(out, inputs, grad, create_graph=create_graph) if inputs else ())
     return tuple(next(grads) if w else None for w in wanted)
 
 
@@ -115,7 +123,10 @@ def _project(target, basis, mean, mode):
 
 def _backward(ctx, grad):
     target, bank, index, lam, basis, mean = ctx.saved_tensors
-    if ctx.needs_input_grad[4] or ctx.needs_input_grad[5]:
+    # torch leaves trailing None arguments out of needs_input_grad (basis given, mean None: 5
+    # entries), so pad it before asking about basis and mean.
+    needs = tuple(ctx.needs_input_grad) + (False,) * 6
+    if needs[4] or needs[5]:
         raise RuntimeError(
             "xite::project_interpolate has no gradient for basis or mean; detach them, or call "
             "xite.ops.project_interpolate, which differentiates them through the reference"

@@ -1,4 +1,4 @@
-"""Pure-PyTorch reference of ``xite::project_interpolate`` (DESIGN §3): the oracle for every test.
+"""Pure-PyTorch reference of ``xite::project_interpolate``: the oracle for every test.
 
     out[i] = lam[i] * P(target[i]) + (1 - lam[i]) * bank[index[i]]             (interp "linear")
     P(x)   = mean + basis @ (basis.T @ (x - mean))     mode "keep"   (mean = 0 when not given)

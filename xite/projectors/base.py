@@ -1,4 +1,4 @@
-"""The projector contract (DESIGN §2.3)."""
+"""The projector contract."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+
+from xite.contracts import abstract
+from xite.errors import ConfigError
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Projection:
 class Projector:
     name = "projector"
 
+    @abstract
     def fit(self, x: np.ndarray, languages: Sequence[str], *, source_language: str = "en") -> Projection:
         """Fit on rows ``x`` [N, d] tagged with ``languages`` (one code per row).
 
@@ -43,7 +47,7 @@ MODES = ("keep", "remove")
 
 def check_mode(mode: str) -> str:
     if mode not in MODES:
-        raise ValueError(f"mode must be 'keep' or 'remove', got {mode!r}")
+        raise ConfigError(f"mode must be 'keep' or 'remove', got {mode!r}")
     return mode
 
 

@@ -1,4 +1,4 @@
-"""LDA projector: the subspace that best separates the languages (DESIGN §1.4, the paper's).
+"""LDA projector: the subspace that best separates the languages (the paper's).
 
 sklearn's LinearDiscriminantAnalysis is fitted with the languages as classes; the basis U is the
 QR-orthonormalised first r columns of ``scalings_`` (r <= number of languages − 1).
@@ -12,13 +12,14 @@ en→ar) uncentred keep scored 0.564, centred keep 0.480, zero-shot 0.559.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
 from xite.errors import ConfigError
 
 from xite.projectors.base import Projection, Projector, check_languages, check_mode, rows_per_language
+from xite.errors import ConfigError
 
 SOLVERS = ("svd", "eigen")  # sklearn's "lsqr" has no scalings_, so it cannot give a subspace
 RANK_ONE_WARNING = (
@@ -27,25 +28,36 @@ RANK_ONE_WARNING = (
 
 
 class LDAProjector(Projector):
+    """The subspace that best separates the languages (sklearn LDA, languages as classes).
+
+    Options:
+        rank: dimensions of the language subspace; default languages - 1 (the most LDA gives)
+        mode: keep the language-rich part of the target rows, or remove it
+        center: project around the mean of the fitted rows instead of the origin
+        solver: sklearn LDA solver (svd or eigen)
+        max_rows_per_language: fit on at most this many rows per language (seeded sample); default all
+        seed: seed of that sample
+    """
+
     name = "lda"
 
     def __init__(
         self,
         rank: int | None = None,
-        mode: str = "keep",
+        mode: Literal["keep", "remove"] = "keep",
         center: bool = False,
-        solver: str = "svd",
+        solver: Literal["svd", "eigen"] = "svd",
         max_rows_per_language: int | None = None,
         seed: int = 0,
     ):
         if rank is not None and (isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1):
-            raise ValueError(f"rank must be an integer >= 1 or None (languages − 1), got {rank!r}")
+            raise ConfigError(f"rank must be an integer >= 1 or None (languages − 1), got {rank!r}")
         if solver not in SOLVERS:
-            raise ValueError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
+            raise ConfigError(f"solver must be one of {', '.join(SOLVERS)}, got {solver!r}")
         if max_rows_per_language is not None and (
             isinstance(max_rows_per_language, bool) or max_rows_per_language < 2
         ):
-            raise ValueError(f"max_rows_per_language must be >= 2 or None, got {max_rows_per_language!r}")
+            raise ConfigError(f"max_rows_per_language must be >= 2 or None, got {max_rows_per_language!r}")
         self.rank = None if rank is None else int(rank)
         self.mode = check_mode(mode)
         self.center = bool(center)

@@ -10,6 +10,8 @@ from xite.projectors.base import Projection, Projector
 
 
 class NoneProjector(Projector):
+    """The identity: P(x) = x. No options."""
+
     name = "none"
 
     def fit(self, x: np.ndarray, languages: Sequence[str], *, source_language: str = "en") -> Projection:

@@ -8,21 +8,30 @@ decides whether their mean μ is used by the projection: ``μ + U Uᵀ (x − μ
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import numpy as np
 
 from xite.errors import ConfigError
 
 from xite.projectors.base import Projection, Projector, check_languages, check_mode, rows_per_language
+from xite.errors import ConfigError
 
 
 class PCAProjector(Projector):
+    """The top principal components of the target-language rows.
+
+    Options:
+        rank: number of principal components kept
+        mode: keep the target rows' main directions, or remove them
+        center: project around the target rows' mean instead of the origin
+    """
+
     name = "pca"
 
-    def __init__(self, rank: int = 8, mode: str = "keep", center: bool = True):
+    def __init__(self, rank: int = 8, mode: Literal["keep", "remove"] = "keep", center: bool = True):
         if isinstance(rank, bool) or not isinstance(rank, (int, np.integer)) or rank < 1:
-            raise ValueError(f"rank must be an integer >= 1, got {rank!r}")
+            raise ConfigError(f"rank must be an integer >= 1, got {rank!r}")
         self.rank = int(rank)
         self.mode = check_mode(mode)
         self.center = bool(center)

@@ -1,8 +1,10 @@
-"""The retriever contract (DESIGN §2.2)."""
+"""The retriever contract."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from xite.contracts import abstract
 
 
 class Retriever:
@@ -13,9 +15,11 @@ class Retriever:
 
     name = "retriever"
 
+    @abstract
     def build(self, x_source: np.ndarray) -> None:
         raise NotImplementedError
 
+    @abstract
     def search(self, x_query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from xite.retrievers.base import Retriever, check_k, check_query, check_source, sort_ties_by_id
+from xite.errors import ConfigError
 
 # A block of scores is [rows, m] float32; cap it at 256 MiB so a big corpus cannot exhaust memory
 # when block_size queries meet millions of source rows.
@@ -21,11 +22,17 @@ MAX_BLOCK_ELEMENTS = 1 << 26
 
 
 class ExactRetriever(Retriever):
+    """Exact top-k by inner product (blocked torch matmul).
+
+    Options:
+        block_size: queries scored per matmul (bounds memory; results do not depend on it)
+    """
+
     name = "exact"
 
     def __init__(self, block_size: int = 4096):
         if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
-            raise ValueError(f"block_size must be an integer >= 1, got {block_size!r}")
+            raise ConfigError(f"block_size must be an integer >= 1, got {block_size!r}")
         self.block_size = int(block_size)
         self._source = None  # torch.Tensor [m, d] once built
         self._dim: int | None = None

@@ -24,12 +24,14 @@ counts them. Only if that still falls short (HNSW, in theory) does id -1 with sc
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 
 from xite.errors import ConfigError
 
 from xite.retrievers.base import Retriever, check_k, check_query, check_source, sort_ties_by_id
+from xite.errors import ConfigError
 
 INDEXES = ("flat", "ivf", "hnsw")
 GPU_CHOICES = ("auto", "yes", "no")
@@ -38,23 +40,36 @@ GPU_MAX_K = 2048  # faiss GPU selection limit for k and nprobe
 
 
 class FaissRetriever(Retriever):
+    """Top-k by inner product with a faiss index (module docstring: indexes, GPU, missing rows).
+
+    Options:
+        index: flat (exact), ivf (inverted lists) or hnsw (graph)
+        nlist: ivf: number of lists; default about 4*sqrt(rows), at most rows/39
+        nprobe: ivf: lists searched per query (nprobe = nlist is exact)
+        hnsw_m: hnsw: links per node
+        ef_search: hnsw: candidates kept while searching (more is slower and more exact)
+        ef_construction: hnsw: candidates kept while building
+        gpu: auto (use GPUs when faiss sees them), yes (insist) or no
+        seed: seed of ivf's k-means training
+    """
+
     name = "faiss"
 
     def __init__(
         self,
-        index: str = "flat",
+        index: Literal["flat", "ivf", "hnsw"] = "flat",
         nlist: int | None = None,
         nprobe: int = 8,
         hnsw_m: int = 32,
         ef_search: int = 64,
         ef_construction: int = 80,
-        gpu: str = "auto",
+        gpu: Literal["auto", "yes", "no"] = "auto",
         seed: int = 0,
     ):
         if index not in INDEXES:
-            raise ValueError(f"index must be one of {', '.join(INDEXES)}; got {index!r}")
+            raise ConfigError(f"index must be one of {', '.join(INDEXES)}; got {index!r}")
         if gpu not in GPU_CHOICES:
-            raise ValueError(f"gpu must be one of {', '.join(GPU_CHOICES)}; got {gpu!r}")
+            raise ConfigError(f"gpu must be one of {', '.join(GPU_CHOICES)}; got {gpu!r}")
         if nlist is not None:
             _check_positive("nlist", nlist)
         for option, value in (("nprobe", nprobe), ("hnsw_m", hnsw_m), ("ef_search", ef_search),
@@ -228,4 +243,4 @@ def default_nlist(m: int) -> int:
 
 def _check_positive(option: str, value) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{option} must be an integer >= 1, got {value!r}")
+        raise ConfigError(f"{option} must be an integer >= 1, got {value!r}")

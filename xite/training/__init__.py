@@ -1,4 +1,4 @@
-"""``train``: a classifier head on frozen embeddings of English + synthetic rows (DESIGN §1.6).
+"""``train``: a classifier head on frozen embeddings of English + synthetic rows.
 
 A model directory holds ``head.safetensors`` (the torch weights) and ``config.json`` (format,
 encoder name/version/dim and its options, label names, whether inputs are text pairs, the head's
@@ -119,17 +119,58 @@ def load_model(path: str | Path) -> HeadModel:
 
     path = Path(path)
     cfg = read_json_dir(path, (CONFIG, WEIGHTS), CONFIG, "an xite model directory (made by `xite train`)")
-    if cfg.get("format") != MODEL_FORMAT:
-        raise InputError(path / CONFIG, f"format {cfg.get('format')!r} is not {MODEL_FORMAT!r}", field="format")
-    options = HeadOptions(**cfg["head"])
+    options = _check_config(path / CONFIG, cfg)
     module = build_module(options, int(cfg["input_dim"]), len(cfg["label_names"]))
     try:
-        module.load_state_dict(load_file(str(path / WEIGHTS)))
+        state = load_file(str(path / WEIGHTS))
+        module.load_state_dict(state)
     except Exception as exc:  # safetensors / torch raise their own types
         raise InputError(path / WEIGHTS, f"weights do not fit the config: {str(exc).splitlines()[0]}") from None
+    for name, tensor in state.items():
+        if not tensor.is_floating_point() or not bool(tensor.isfinite().all()):
+            # A head with NaN weights predicts one class for everything, and evaluate would score it.
+            raise InputError(path / WEIGHTS, "holds NaN, infinite or non-float values", field=name)
     module.eval()
     return HeadModel(module, options, list(cfg["label_names"]), int(cfg["input_dim"]), cfg.get("encoder", {}),
                      bool(cfg.get("pairs", False)), None, cfg.get("training", {}))
+
+
+# config.json's schema: every key and its JSON type. A key missing or of another type, or one this
+# version does not know (a file from a newer xite, or edited by hand), is a one-line error.
+_CONFIG_KEYS = {"format": str, "encoder": dict, "input_dim": int, "label_names": list, "pairs": bool,
+                "head": dict, "fit": (dict, type(None)), "training": dict}
+
+
+def _check_config(path: Path, cfg: Any) -> HeadOptions:
+    from dataclasses import fields as dataclass_fields
+
+    from xite.errors import ConfigError
+
+    if not isinstance(cfg, dict):
+        raise InputError(path, f"must be a JSON object, got {type(cfg).__name__}")
+    if cfg.get("format") != MODEL_FORMAT:
+        raise InputError(path, f"format {cfg.get('format')!r} is not {MODEL_FORMAT!r}", field="format")
+    for key, typ in _CONFIG_KEYS.items():
+        if key not in cfg:
+            raise InputError(path, "missing key", field=key)
+        if isinstance(cfg[key], bool) and typ is int or not isinstance(cfg[key], typ):
+            raise InputError(path, f"has the wrong type ({type(cfg[key]).__name__})", field=key)
+    unknown = sorted(set(cfg) - set(_CONFIG_KEYS))
+    if unknown:
+        raise InputError(path, f"unexpected key(s) {', '.join(unknown)}", field=unknown[0])
+    if cfg["input_dim"] < 1:
+        raise InputError(path, f"must be >= 1, got {cfg['input_dim']}", field="input_dim")
+    names = cfg["label_names"]
+    if len(names) < 2 or not all(isinstance(n, str) and n for n in names) or len(set(names)) != len(names):
+        raise InputError(path, "must list two or more distinct label names (strings)", field="label_names")
+    known = {f.name for f in dataclass_fields(HeadOptions)}
+    extra = sorted(set(cfg["head"]) - known)
+    if extra:
+        raise InputError(path, f"unknown head option(s) {', '.join(extra)}", field="head")
+    try:
+        return HeadOptions(**cfg["head"])
+    except ConfigError as exc:
+        raise InputError(path, str(exc), field="head") from None
 
 
 def check_same_encoder(expected: dict, actual: dict, what: str) -> None:
@@ -165,11 +206,16 @@ def train(
     The encoder defaults to the one the synthetic runs were made with (else e5-small).
     """
     from xite import plugins
+    from xite.checks import check_batch_size, check_output_not_input
     from xite.data.readers import label_set, read_corpus
     from xite.encoders.cache import EmbeddingCache
     from xite.encoders.cache import encode_corpus
     from xite.run_io import read_run
 
+    batch_size = check_batch_size(batch_size)
+    # Options first: a bad learning rate is refused before anything is read or encoded.
+    options = HeadOptions(**{**dict(head_options or {}), "type": head, "seed": seed})
+    check_output_not_input(out, [source, dev, *synthetic])
     if out is not None and Path(out).exists() and not overwrite:
         raise XiteError(f"output directory {out} exists; pass --overwrite to replace it")
     runs = [read_run(p) for p in synthetic]
@@ -200,7 +246,6 @@ def train(
         _check_pairs(dev_c, src.is_pair)
         y_dev = dev_c.encode_labels(label_names)
         x_dev = encode_corpus(enc, cache, dev_c, batch_size, progress)
-    options = HeadOptions(**{**dict(head_options or {}), "type": head, "seed": seed})
     training = {
         "source": {"path": str(src.path), "digest": src.digest, "rows": len(src)},
         "synthetic": [{"path": str(r.path), "rows": int(len(r.tensors["labels"]))} for r in runs],

@@ -1,4 +1,4 @@
-"""Classifier heads on frozen embeddings (DESIGN §1.6, "head" level): linear or MLP, in torch.
+"""Classifier heads on frozen embeddings (the "head" level): linear or MLP, in torch.
 
 Inputs are L2-normalised inside the head: a StandardScaler + logistic head collapsed to one class
 on Arabic e5 embeddings (0.52) where the same head on unit vectors scored 0.72, because the
@@ -30,15 +30,22 @@ class HeadOptions:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        from xite.checks import check_finite
         from xite.errors import ConfigError
 
         if self.type not in HEAD_TYPES:
-            raise ConfigError(f"unknown head '{self.type}'; choose one of: {', '.join(HEAD_TYPES)}")
-        for name in ("hidden", "epochs", "batch_size"):
-            if int(getattr(self, name)) < 1:
-                raise ConfigError(f"head option {name} must be >= 1, got {getattr(self, name)}")
-        if self.patience < 0 or self.lr <= 0 or self.weight_decay < 0 or not 0 <= self.dropout < 1:
-            raise ConfigError("head options need patience >= 0, lr > 0, weight_decay >= 0, 0 <= dropout < 1")
+            raise ConfigError(f"unknown head {self.type!r}; choose one of: {', '.join(HEAD_TYPES)}")
+        # The same checks for the CLI, the API and a model's config.json: NaN compares false with
+        # everything, so each number is checked for finiteness before its range.
+        for name, low in (("hidden", 1), ("epochs", 1), ("batch_size", 1), ("patience", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ConfigError(f"head option {name} must be an integer >= {low}, got {value!r}")
+        self.lr = check_finite(self.lr, "head option lr", low=0.0, low_open=True)
+        self.weight_decay = check_finite(self.weight_decay, "head option weight_decay", low=0.0)
+        self.dropout = check_finite(self.dropout, "head option dropout", low=0.0)
+        if self.dropout >= 1:
+            raise ConfigError(f"head option dropout must be < 1, got {self.dropout!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)

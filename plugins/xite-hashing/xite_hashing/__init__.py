@@ -9,17 +9,26 @@ import numpy as np
 import pluggy
 
 from xite.encoders.base import Encoder, l2_normalise
+from xite.errors import ConfigError
 
 hookimpl = pluggy.HookimplMarker("xite")
 
 
 class HashingEncoder(Encoder):
+    """Signed feature hashing of character n-grams: no model, instant, a baseline.
+
+    Options:
+        dim: vector dimension (number of hash buckets)
+        ngram_min: shortest character n-gram hashed
+        ngram_max: longest character n-gram hashed
+    """
+
     name = "hashing"
     version = "1"
 
     def __init__(self, dim: int = 256, ngram_min: int = 2, ngram_max: int = 4):
         if dim < 1 or ngram_min < 1 or ngram_max < ngram_min:
-            raise ValueError("need dim >= 1 and 1 <= ngram_min <= ngram_max")
+            raise ConfigError(f"need dim >= 1 and 1 <= ngram_min <= ngram_max, got dim={dim}, ngram_min={ngram_min}, ngram_max={ngram_max}")
         self.dim = int(dim)
         self.ngrams = (int(ngram_min), int(ngram_max))
         # The options change the vectors, so they are part of the cache key.
