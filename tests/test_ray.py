@@ -12,13 +12,18 @@ from xite.errors import ConfigError, InputError
 from xite.run_io import iter_run_shards, read_run
 
 ray = pytest.importorskip("ray")
+pytestmark = pytest.mark.plugins("xite-hashing")  # the model-free encoder keeps these fast
 
 TENSORS = ("embeddings", "labels", "lam", "target_index", "source_index", "similarity")
 
 
 @pytest.fixture(scope="module")
 def local_ray():
-    # One local Ray for the module: starting it costs more than the runs themselves.
+    # One local Ray for the module: starting it costs more than the runs themselves. Its workers
+    # inherit the environment now, so the plugin selection must be made before it starts.
+    from conftest import select_plugins
+
+    select_plugins("xite-hashing")
     ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()

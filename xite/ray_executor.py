@@ -417,7 +417,7 @@ def _stream(ray, rec, parts, source, target_list, extra_list, *, out, overwrite,
                  "similarity": ex.similarity, "labels": ex.labels}
     interpolated = searched.map_batches(
         InterpolateBlocks, batch_size=None, batch_format="numpy",
-        fn_constructor_args=(x_source_ref, ray.put(expansion), projection, parts["interpolator"].mode, device),
+        fn_constructor_args=(x_source_ref, ray.put(expansion), projection, parts["interpolator"].interp, device),
         compute=ray.data.ActorPoolStrategy(size=n_interp),
         num_gpus=(opts.num_gpus or 1) if device != "cpu" else None,
     )
