@@ -80,7 +80,7 @@ def run_cell(executor: str, n_target: int, n_source: int, index: str) -> dict:
 
     src, tgt = corpus("en", n_source), corpus("xx", n_target)
     work = Path(tempfile.mkdtemp(prefix="xite-scale-"))
-    env = dict(os.environ, XITE_HOME=str(work / "home"), PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, XITE_HOME=str(work / "home"), XITE_LOAD_PLUGINS="xite-hashing", PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
     spec = {"source": str(src), "target": str(tgt), "index": index, "executor": executor, "out": str(work / "run")}
     started = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", CELL_SCRIPT, json.dumps(spec)], env=env,
