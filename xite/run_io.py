@@ -268,14 +268,28 @@ def read_run(path: str | Path) -> Run:
     """Load a run directory, single-file or sharded (the shards concatenated in order), with
     one-line errors for anything missing or inconsistent."""
     path = Path(path)
+    if not _declares_shards(path / MANIFEST):
+        # The single-file layout, checked in the order it always was: the tensors file first.
+        manifest = read_json_dir(path, (SYNTHETIC, MANIFEST), MANIFEST, "an xite augment run directory")
+        tensors = _load_tensor_file(path / SYNTHETIC)
+        info = RunManifest.from_dict(manifest, path / MANIFEST)
+        _check_tensors(path / SYNTHETIC, tensors, len(info.label_names))
+        return Run(path, manifest, tensors, info)
     manifest = read_json_dir(path, (MANIFEST,), MANIFEST, "an xite augment run directory")
     info = RunManifest.from_dict(manifest, path / MANIFEST)
     parts = list(_iter_tensors(path, info))
-    if len(parts) == 1:
-        tensors = parts[0]
-    else:
-        tensors = {name: np.concatenate([p[name] for p in parts]) for name in TENSORS}
+    tensors = parts[0] if len(parts) == 1 else {name: np.concatenate([p[name] for p in parts]) for name in TENSORS}
     return Run(path, manifest, tensors, info)
+
+
+def _declares_shards(manifest_path: Path) -> bool:
+    """Whether a readable manifest lists shards; anything else is read as the single-file layout,
+    whose reader reports what is wrong."""
+    try:
+        data = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and "shards" in data
 
 
 def iter_run_shards(path: str | Path):
@@ -296,10 +310,16 @@ def _iter_tensors(path: Path, info: RunManifest):
 
 
 def _load_tensors(file: Path, n_labels: int) -> dict[str, np.ndarray]:
-    from safetensors.numpy import load_file
-
     if not file.is_file():
         raise InputError(file, "missing: not an xite augment run directory")
+    tensors = _load_tensor_file(file)
+    _check_tensors(file, tensors, n_labels)
+    return tensors
+
+
+def _load_tensor_file(file: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
     try:
         tensors = load_file(str(file))
     except Exception as exc:  # safetensors raises its own error types
@@ -307,7 +327,6 @@ def _load_tensors(file: Path, n_labels: int) -> dict[str, np.ndarray]:
     for name in TENSORS:
         if name not in tensors:
             raise InputError(file, "missing tensor", field=name)
-    _check_tensors(file, tensors, n_labels)
     return tensors
 
 
