@@ -48,3 +48,12 @@ def nli_files(tmp_path: Path) -> dict:
         "en": write_jsonl(tmp_path / "nli_en.jsonl", [{"premise": p, "hypothesis": h, "label": y} for p, h, y in NLI_EN]),
         "ko": write_jsonl(tmp_path / "nli_ko.jsonl", [{"premise": p, "hypothesis": h} for p, h in NLI_KO]),
     }
+
+
+def run_cli(args, capsys):
+    """Run the xite CLI in-process: (exit code, stdout, stderr)."""
+    from xite.cli import main
+
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err

@@ -4,18 +4,12 @@ import json
 
 import pytest
 
-from xite.cli import main
-from helpers import sentiment_files, write_jsonl
+from helpers import run_cli, sentiment_files, write_jsonl
 
 pytestmark = pytest.mark.plugins("xite-hashing")  # the model-free encoder keeps these fast
 
 BASE = ["--encoder", "hashing", "--quiet"]
 
-
-def run_cli(args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture

@@ -7,18 +7,12 @@ import json
 import numpy as np
 import pytest
 
-from xite.cli import main
-from helpers import write_jsonl
+from helpers import run_cli, write_jsonl
 from test_finetune import NEG, NEG_T, POS, POS_T, _sentences, tiny_dir  # noqa: F401  (the fixture)
 
 FAST = ["--max-steps", "3", "--batch-size", "8", "--max-length", "32", "--device", "cpu", "--quiet",
         "--lr-encoder", "1e-3", "--lr-head", "1e-2"]
 
-
-def cli(args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture
@@ -38,7 +32,7 @@ def corpora(tmp_path):
 
 def test_finetune_with_targets_then_evaluate_and_predict_agree(tmp_path, corpora, tiny_dir, capsys):  # noqa: F811
     out = tmp_path / "model"
-    code, stdout, err = cli(["finetune", corpora["en"], "-t", f"xx={corpora['xx']}", "-t", f"yy={corpora['yy']}",
+    code, stdout, err = run_cli(["finetune", corpora["en"], "-t", f"xx={corpora['xx']}", "-t", f"yy={corpora['yy']}",
                              "--encoder", f"hf:{tiny_dir}", "--projector", "lda", "--adopter", "vote", "-O", "adopter.k=3",
                              "--lam", "0.3", "--dev", corpora["dev"], "--out", out, *FAST], capsys)
     assert code == 0, err
@@ -48,10 +42,10 @@ def test_finetune_with_targets_then_evaluate_and_predict_agree(tmp_path, corpora
     from transformers import AutoModel
 
     AutoModel.from_pretrained(str(out / "encoder"))  # plain transformers reads the encoder
-    code, stdout, err = cli(["evaluate", out, "--test", f"xx={corpora['test']}", "--json", "--quiet"], capsys)
+    code, stdout, err = run_cli(["evaluate", out, "--test", f"xx={corpora['test']}", "--json", "--quiet"], capsys)
     assert code == 0, err
     confusion = json.loads(stdout)["xx"]["confusion"]
-    code, _, err = cli(["predict", out, corpora["test"], "--out", tmp_path / "pred.jsonl", "--quiet"], capsys)
+    code, _, err = run_cli(["predict", out, corpora["test"], "--out", tmp_path / "pred.jsonl", "--quiet"], capsys)
     assert code == 0, err
     rows = [json.loads(line) for line in (tmp_path / "pred.jsonl").read_text().splitlines()]
     gold = [row["gold_label"] for row in rows]
@@ -64,28 +58,28 @@ def test_finetune_with_targets_then_evaluate_and_predict_agree(tmp_path, corpora
 
 def test_pairs_from_an_augment_run_are_used_as_they_are(tmp_path, corpora, tiny_dir, capsys):  # noqa: F811
     run = tmp_path / "run"
-    code, _, err = cli(["augment", corpora["en"], "-t", f"xx={corpora['xx']}", "--encoder", f"hf:{tiny_dir}", "--projector",
+    code, _, err = run_cli(["augment", corpora["en"], "-t", f"xx={corpora['xx']}", "--encoder", f"hf:{tiny_dir}", "--projector",
                         "none", "--adopter", "vote", "-O", "adopter.k=3", "-O", "adopter.min_margin=0.5", "--out", run, "--quiet"], capsys)
     assert code == 0, err
     kept = json.loads((run / "manifest.json").read_text())["counts"]["synthetic"]
     out = tmp_path / "model"
-    code, _, err = cli(["finetune", corpora["en"], "-t", f"xx={corpora['xx']}", "--pairs", run, "--encoder", f"hf:{tiny_dir}",
+    code, _, err = run_cli(["finetune", corpora["en"], "-t", f"xx={corpora['xx']}", "--pairs", run, "--encoder", f"hf:{tiny_dir}",
                         "--projector", "none", "--out", out, *FAST], capsys)
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["training"]["rows"]["xite"] == kept
     # The run was made from xx, not yy: refused, naming the manifest.
-    code, _, err = cli(["finetune", corpora["en"], "-t", f"yy={corpora['yy']}", "--pairs", run, "--encoder", f"hf:{tiny_dir}",
+    code, _, err = run_cli(["finetune", corpora["en"], "-t", f"yy={corpora['yy']}", "--pairs", run, "--encoder", f"hf:{tiny_dir}",
                         "--out", tmp_path / "m2", *FAST], capsys)
     assert code == 2 and "manifest.json" in err and "target" in err and not (tmp_path / "m2").exists()
 
 
 def test_plain_fine_tuning_and_one_line_errors(tmp_path, corpora, tiny_dir, capsys):  # noqa: F811
     out = tmp_path / "zs"
-    code, _, err = cli(["finetune", corpora["en"], "--encoder", f"hf:{tiny_dir}", "--out", out, *FAST], capsys)
+    code, _, err = run_cli(["finetune", corpora["en"], "--encoder", f"hf:{tiny_dir}", "--out", out, *FAST], capsys)
     assert code == 0, err
     assert json.loads((out / "config.json").read_text())["training"]["rows"]["xite"] == 0
-    code, _, err = cli(["finetune", corpora["en"], "--pairs", tmp_path, "--encoder", f"hf:{tiny_dir}", "--out", tmp_path / "x", *FAST], capsys)
+    code, _, err = run_cli(["finetune", corpora["en"], "--pairs", tmp_path, "--encoder", f"hf:{tiny_dir}", "--out", tmp_path / "x", *FAST], capsys)
     assert code == 2 and "--pairs needs the --target" in err
-    code, _, err = cli(["finetune", corpora["en"], "--encoder", f"hf:{tiny_dir}", "--mix-at", "layer:9", "-t", f"xx={corpora['xx']}",
+    code, _, err = run_cli(["finetune", corpora["en"], "--encoder", f"hf:{tiny_dir}", "--mix-at", "layer:9", "-t", f"xx={corpora['xx']}",
                         "--out", tmp_path / "y", *FAST], capsys)
     assert code == 2 and "mix_at" in err and not (tmp_path / "y").exists()

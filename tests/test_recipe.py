@@ -5,20 +5,14 @@ import json
 
 import pytest
 
-from xite.cli import main
 from xite.errors import ConfigError
 from xite.recipe import ComponentSpec, Recipe, packaged_recipes
-from helpers import sentiment_files
+from helpers import run_cli, sentiment_files
 
 pytestmark = pytest.mark.plugins("xite-hashing")
 
 BASE = ["--encoder", "hashing", "--quiet"]
 
-
-def cli(args, capsys):
-    code = main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_toml_round_trip(tmp_path):
@@ -57,11 +51,11 @@ def test_packaged_recipes_parse():
 def test_manifest_reproduces_the_run_byte_for_byte(tmp_path, capsys):
     files = sentiment_files(tmp_path)
     first, second = tmp_path / "x", tmp_path / "y"
-    code, _, err = cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-t", f"ar={files['ar']}", "--projector", "pca",
+    code, _, err = run_cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-t", f"ar={files['ar']}", "--projector", "pca",
                         "-O", "projector.rank=2", "--interpolator", "mixup", "-O", "interpolator.alpha=0.3", "--adopter", "vote",
                         "-O", "adopter.k=3", "--per-target", "2", "--seed", "5", "-O", "encoder.dim=128", "--out", first, *BASE], capsys)
     assert code == 0, err
-    code, _, err = cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-t", f"ar={files['ar']}",
+    code, _, err = run_cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-t", f"ar={files['ar']}",
                         "--config", first / "manifest.json", "--out", second, "--quiet"], capsys)
     assert code == 0, err
     for name in ("synthetic.safetensors", "pairs.jsonl"):
@@ -70,7 +64,7 @@ def test_manifest_reproduces_the_run_byte_for_byte(tmp_path, capsys):
     assert recipe["seed"] == 5 and recipe["per_target"] == 2 and recipe["encoder"] == {"name": "hashing", "options": {"dim": 128}}
     # The same seed with another recipe value gives other rows: the comparison above can fail.
     third = tmp_path / "z"
-    code, _, err = cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-t", f"ar={files['ar']}",
+    code, _, err = run_cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-t", f"ar={files['ar']}",
                         "--config", first / "manifest.json", "--seed", "6", "--out", third, "--quiet"], capsys)
     assert code == 0, err
     assert (first / "synthetic.safetensors").read_bytes() != (third / "synthetic.safetensors").read_bytes()
@@ -79,7 +73,7 @@ def test_manifest_reproduces_the_run_byte_for_byte(tmp_path, capsys):
 def test_command_line_lies_over_the_recipe(tmp_path, capsys):
     files = sentiment_files(tmp_path)
     out = tmp_path / "run"
-    code, _, err = cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-t", f"ar={files['ar']}", "--config", "vote-margin",
+    code, _, err = run_cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-t", f"ar={files['ar']}", "--config", "vote-margin",
                         "--lam", "0.25", "--retriever", "exact", "--out", out, *BASE], capsys)
     assert code == 0, err
     recipe = json.loads((out / "manifest.json").read_text())["recipe"]
@@ -90,5 +84,5 @@ def test_command_line_lies_over_the_recipe(tmp_path, capsys):
 
 def test_bad_option_syntax_is_one_line(tmp_path, capsys):
     files = sentiment_files(tmp_path)
-    code, _, err = cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-O", "projector=2", *BASE], capsys)
+    code, _, err = run_cli(["augment", files["en"], "-t", f"ko={files['ko']}", "-O", "projector=2", *BASE], capsys)
     assert code == 2 and "KIND.KEY=VALUE" in err
