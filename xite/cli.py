@@ -262,6 +262,7 @@ def experiment(
     language: Optional[List[str]] = typer.Option(None, "--language", "-l", help="Target language (repeat; default: the config's)."),
     seed: Optional[List[int]] = typer.Option(None, "--seed", help="Seed (repeat; default: the config's)."),
     level: str = typer.Option("head", "--level", help="head: heads on the frozen encoder; encoder: fine-tune the encoder (the paper's setting)."),
+    summarise: bool = typer.Option(False, "--summarise", help="--level encoder: train nothing; write results from the cells already finished."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """The whole protocol: zero-shot, XITE variants, self-training, upper bound, over seeds."""
@@ -269,7 +270,7 @@ def experiment(
 
     out = out or Path(f"xite-experiment-{task}" + ("-encoder" if level == "encoder" else ""))
     results = run_experiment(data, task, config=config, out=out, languages=language or None, seeds=seed or None, level=level,
-                             progress=not quiet, log=_logger(quiet))
+                             progress=not quiet, log=_logger(quiet), compute=not summarise)
     out_console.print((out / "results.md").read_text(encoding="utf-8"))
     out_console.print(f"results: {out / 'results.json'}, {out / 'results.md'} ({results['timing_s']['total']:.0f} s)")
 

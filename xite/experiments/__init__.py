@@ -39,6 +39,7 @@ def experiment(
     level: str = "head",
     progress: bool = True,
     log: Callable[[str], None] | None = None,
+    compute: bool = True,
 ) -> dict:
     """Run the grid for ``task`` on ``data``; write ``results.json`` and ``results.md`` to ``out``.
 
@@ -52,7 +53,10 @@ def experiment(
     if level == "encoder":
         from xite.experiments.encoder_level import encoder_experiment
 
-        return encoder_experiment(data, task, config=config, out=out, languages=languages, seeds=seeds, progress=progress, log=log)
+        return encoder_experiment(data, task, config=config, out=out, languages=languages, seeds=seeds, progress=progress, log=log,
+                                  compute=compute)
+    if not compute:
+        raise ConfigError("summarising finished cells only (compute=False) is for --level encoder; the head grid is fast to rerun")
     if level != "head":
         raise ConfigError(f"level must be 'head' or 'encoder', got {level!r}")
 

@@ -239,7 +239,9 @@ class EncoderGrid:
             "scored_languages": self.cfg["experiment"]["languages"] if lang is None else [lang],
         }
 
-    def run(self) -> list[dict]:
+    def run(self, compute: bool = True) -> list[dict]:
+        """Every cell of the grid, computed or reused; with ``compute=False`` only the finished
+        ones (a summary of a grid stopped part-way)."""
         from xite.progress import grid_progress
 
         cells = []
@@ -250,6 +252,9 @@ class EncoderGrid:
                 if key in self.done:
                     cells.append({**self.done[key], "reused": True})
                     advance(f"{arm} {lang or 'all'} seed {seed} (cached)")
+                    continue
+                if not compute:
+                    advance(f"{arm} {lang or 'all'} seed {seed} (not run)")
                     continue
                 t = time.perf_counter()
                 cell = self.cell(arm, lang, seed)
@@ -381,15 +386,17 @@ def render_encoder_markdown(res: dict) -> str:
         drop = max([-v["delta_en_accuracy"] * 100 for v in per.values()], default=float("nan"))
         lines.append(f"| {res['methods'][name]['label']} | {deltas} | {comp['cells_above_zero_shot']} of {comp['cells']} | {drop:.2f} |")
     t = res.get("timing_s", {})
-    lines += ["", f"Wall time of this run: {t.get('total', '?')} s ({t.get('cells_computed', '?')} cells computed, "
-              f"{t.get('cells_reused', '?')} reused from cells.jsonl).", ""]
+    lines += ["", f"Cells: {t.get('cells_computed', 0) + t.get('cells_reused', 0)} of {t.get('cells_in_grid', '?')} in the grid "
+              f"({t.get('cells_computed', '?')} computed by this run, {t.get('cells_reused', '?')} reused from cells.jsonl); "
+              f"the cells took {t.get('cell_seconds', '?')} s of training and scoring; this run's wall time {t.get('total', '?')} s.", ""]
     return "\n".join(lines)
 
 
 def encoder_experiment(data: str | Path, task: str, *, config: str | Path | Mapping | None = None, out: str | Path | None = None,
                        languages: list[str] | None = None, seeds: list[int] | None = None, progress: bool = True,
-                       log: Callable[[str], None] | None = None) -> dict:
-    """Run the encoder-level grid; write results.json and results.md to ``out``."""
+                       log: Callable[[str], None] | None = None, compute: bool = True) -> dict:
+    """Run the encoder-level grid; write results.json and results.md to ``out``. With
+    ``compute=False`` nothing is trained: the results summarise the cells already finished."""
     from xite.data.writers import atomic_write_text
     from xite.experiments.config import load_config_over
     import json
@@ -405,10 +412,12 @@ def encoder_experiment(data: str | Path, task: str, *, config: str | Path | Mapp
     out = Path(out) if out is not None else Path(f"xite-experiment-{task}-encoder")
     data_ = load_rows(Path(data), task, cfg, progress, say)
     out.mkdir(parents=True, exist_ok=True)
-    cells = EncoderGrid(data_, cfg, arms, out, task, progress, say).run()
+    grid = EncoderGrid(data_, cfg, arms, out, task, progress, say)
+    cells = grid.run(compute=compute)
     reused = sum(1 for c in cells if c.pop("reused", False))
     res = summarise_encoder(task, cfg, arms, data_, cells)
-    res["timing_s"] = {"total": round(time.perf_counter() - started, 1), "cells_computed": len(cells) - reused, "cells_reused": reused}
+    res["timing_s"] = {"total": round(time.perf_counter() - started, 1), "cells_computed": len(cells) - reused, "cells_reused": reused,
+                       "cells_in_grid": len(grid.grid()), "cell_seconds": round(sum(c["seconds"] for c in cells), 1)}
     atomic_write_text(out / "results.json", json.dumps(res, indent=2, ensure_ascii=False) + "\n")
     atomic_write_text(out / "results.md", render_encoder_markdown(res))
     from xite.experiments import _report
