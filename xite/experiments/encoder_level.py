@@ -215,12 +215,15 @@ class EncoderGrid:
 
     def grid(self) -> list[tuple[str, str | None, int]]:
         langs = self.cfg["experiment"]["languages"]
-        # Seed by seed; within a seed the XITE arms of every language come before the other
-        # baselines, so a grid stopped part-way has compared XITE with zero-shot in every language.
+        # The comparison the grid exists for comes first: zero-shot and the XITE arms, seed by
+        # seed, then the other baselines. A grid stopped part-way has compared XITE with
+        # zero-shot in every language over as many seeds as it could.
+        seeds = self.cfg["experiment"]["seeds"]
         cells = []
-        for seed in self.cfg["experiment"]["seeds"]:
+        for seed in seeds:
             cells.append(("zero-shot-ft", None, seed))
             cells += [(a.name, lang, seed) for lang in langs for a in self.arms]
+        for seed in seeds:
             cells += [(arm, lang, seed) for lang in langs for arm in ("self-training", "adapt", "upper-bound")]
         return cells
 
