@@ -7,7 +7,7 @@ import numpy as np
 
 import xite
 from helpers import write_jsonl
-from test_finetune import FILL, NEG, NEG_T, POS, POS_T, _sentences, tiny_dir  # noqa: F401  (the fixture)
+from test_finetune import NEG, NEG_T, POS, POS_T, _sentences, tiny_dir  # noqa: F401  (the fixture)
 
 NAMES = ["negative", "positive"]
 
