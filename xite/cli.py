@@ -79,6 +79,20 @@ def _logger(quiet: bool):
     return log
 
 
+def _recipe_choices(option: Optional[List[str]], shorthands: dict, **named) -> dict:
+    """The keyword choices ``make_recipe`` takes: the named components and scalars given, and
+    every component option (``--option KIND.KEY=VALUE`` plus shorthands such as ``--lam``, keyed
+    "KIND.KEY")."""
+    options = _generic_options(option)
+    for key, value in shorthands.items():
+        if value is not None:
+            kind, _, name = key.partition(".")
+            options.setdefault(kind, {})[name] = value
+    choices = _drop_none(named)
+    choices.update({f"{kind}_options": opts for kind, opts in options.items()})
+    return choices
+
+
 def _drop_none(d: dict) -> dict:
     return {k: v for k, v in d.items() if v is not None}
 
@@ -132,14 +146,9 @@ def augment(
         targets = targets or [(lang, p) for lang, p in paths.items() if lang != "en"]
     if source is None:
         raise typer.BadParameter("give a SOURCE corpus (or --demo)", param_hint="SOURCE")
-    options = _generic_options(option)
-    if lam is not None:
-        options.setdefault("interpolator", {})["lam"] = lam
-    if precision is not None:
-        options.setdefault("encoder", {})["precision"] = precision
-    choices = _drop_none(dict(encoder=encoder, retriever=retriever, adopter=adopter, projector=projector,
-                              interpolator=interpolator, per_target=per_target, seed=seed, source_language=source_language))
-    choices.update({f"{kind}_options": opts for kind, opts in options.items()})
+    choices = _recipe_choices(option, {"interpolator.lam": lam, "encoder.precision": precision}, encoder=encoder,
+                              retriever=retriever, adopter=adopter, projector=projector, interpolator=interpolator,
+                              per_target=per_target, seed=seed, source_language=source_language)
     result = run_augment(
         source, targets, config,
         out=out, overwrite=overwrite, extra_languages=_lang_path(extra_language, "--extra-language"),
@@ -336,12 +345,8 @@ def finetune(
     """Fine-tune the encoder itself on English + XITE rows (the paper's setting)."""
     from xite.finetuning.run import finetune as run_finetune
 
-    options = _generic_options(option)
-    if lam is not None:
-        options.setdefault("interpolator", {})["lam"] = lam
-    choices = _drop_none(dict(encoder=encoder, retriever=retriever, adopter=adopter, projector=projector,
-                              interpolator=interpolator, seed=seed))
-    choices.update({f"{kind}_options": opts for kind, opts in options.items()})
+    choices = _recipe_choices(option, {"interpolator.lam": lam}, encoder=encoder, retriever=retriever, adopter=adopter,
+                              projector=projector, interpolator=interpolator, seed=seed)
     training = _drop_none(dict(mix_at=mix_at, schedule=schedule, replay=replay, refresh_pairs=refresh_pairs, refit_projector=refit_projector,
                                epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
                                lr_encoder=lr_encoder, lr_head=lr_head, warmup_ratio=warmup_ratio, freeze_embeddings=freeze_embeddings,

@@ -80,7 +80,8 @@ def make_recipe(recipe: Recipe | str | Path | Mapping | None = None, **choices: 
     return base.override(components=names, options=options, **scalars)
 
 
-def _as_pairs(items: Mapping[str, Any] | Sequence[tuple[str, Any]] | None) -> list[tuple[str, Path]]:
+def as_lang_paths(items: Mapping[str, Any] | Sequence[tuple[str, Any]] | None) -> list[tuple[str, Path]]:
+    """LANG=PATH choices as a list of (language, Path), from a mapping or a sequence of pairs."""
     if not items:
         return []
     pairs = items.items() if isinstance(items, Mapping) else items
@@ -126,7 +127,7 @@ def augment(
     if executor not in EXECUTORS:
         raise XiteError(f"unknown executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
     rec = make_recipe(recipe, **choices)
-    target_list, extra_list = _as_pairs(targets), _as_pairs(extra_languages)
+    target_list, extra_list = as_lang_paths(targets), as_lang_paths(extra_languages)
     stages.check_languages(rec.source_language, target_list, extra_list)
     batch_size = check_batch_size(batch_size)
     check_output_not_input(out, [source, *(p for _, p in target_list + extra_list),

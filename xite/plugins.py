@@ -14,11 +14,13 @@ names); ``XITE_LOAD_PLUGINS=`` (empty) loads none. Unset, every installed plugin
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import importlib.metadata
 import os
 import weakref
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pluggy
 
@@ -330,21 +332,39 @@ def create(kind: str, name: str, options: dict[str, Any] | None = None) -> Any:
     reg, implied = lookup(kind, name)
     given = {k: v for k, v in (options or {}).items() if v is not None}
     opts = coerce(kind, name, {**implied, **given})
+    with blame(kind, name, reg):
+        return reg.factory(**opts)
+
+
+@contextmanager
+def blame(kind: str, name: str, reg: Registration | None = None) -> Iterator[None]:
+    """Run a component's code (its constructor, or a stage calling it). A ConfigError is the
+    user's to fix: one line naming the component. Other xite errors pass as they are. Anything
+    else is a bug in the component: it keeps its traceback and gains a note naming the component
+    and the package to report it to."""
+    kind = plural_kind(kind)
     label = f"{kind[:-1]} '{name}'"
     try:
-        return reg.factory(**opts)
+        yield
     except XiteError as exc:
         if str(exc).startswith(label) or not isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"{label}: {exc}") from exc
     except Exception as exc:
-        cls = component_class(reg.factory)
-        where = f"{cls.__module__}.{cls.__qualname__}" if cls is not None else repr(reg.factory)
-        exc.add_note(
-            f"xite: this is a bug in {label} ({where}) of package {reg.package} {reg.version}".rstrip()
-            + "; please report it to that package's authors"
-        )
+        exc.add_note(_bug_note(label, kind, name, reg))
         raise
+
+
+def _bug_note(label: str, kind: str, name: str, reg: Registration | None) -> str:
+    if reg is None:
+        try:
+            reg = lookup(kind, name)[0]
+        except XiteError:
+            return f"xite: this is a bug in {label}; please report it to that component's authors"
+    cls = component_class(reg.factory)
+    where = f"{cls.__module__}.{cls.__qualname__}" if cls is not None else repr(reg.factory)
+    return (f"xite: this is a bug in {label} ({where}) of package {reg.package} {reg.version}".rstrip()
+            + "; please report it to that package's authors")
 
 
 def describe() -> list[tuple[str, str, str]]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from xite.adopters.base import Adoption, AdoptionContext
 from xite.data.readers import Corpus, encode_labels, label_set, read_corpus
-from xite.errors import ConfigError, InputError, XiteError
+from xite.errors import InputError, XiteError
 from xite.projectors.base import Projection
 
 __all__ = [
@@ -111,33 +111,13 @@ class Synthetic:
 # Component calls
 
 
-def package_of(kind: str, name: str) -> str:
+def component_call(kind: str, name: str):
+    """The stages call components through :func:`xite.plugins.blame`, the same rule as their
+    construction: a ConfigError is one line naming the component, any other exception is a bug
+    in that component and keeps its traceback with a note saying whom to report it to."""
     from xite import plugins
 
-    try:
-        return plugins.lookup(kind + "s", name)[0].package
-    except XiteError:
-        return "an unknown package"
-
-
-@contextmanager
-def component_call(kind: str, name: str) -> Iterator[None]:
-    """A ConfigError is the user's to fix: one line that names the component. Other user errors
-    (XiteError) pass as they are; anything else is a bug in the component: keep
-    the traceback and say whose it is."""
-    prefix = f"{kind} '{name}': "
-    try:
-        yield
-    except ConfigError as exc:
-        if str(exc).startswith(prefix):
-            raise
-        raise ConfigError(prefix + str(exc)) from exc
-    except XiteError:
-        raise
-    except Exception as exc:
-        exc.add_note(f"xite: raised inside {kind} '{name}' (package {package_of(kind, name)}); "
-                     "this is a bug in that component: please report it with the traceback above")
-        raise
+    return plugins.blame(kind, name)
 
 
 # ---------------------------------------------------------------------------------------------

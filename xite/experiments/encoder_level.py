@@ -86,17 +86,12 @@ def arms_of(cfg: Mapping) -> list[Arm]:
 # Data
 
 
-def _sample(corpus, n: int, seed: int):
-    from xite.experiments.data import sample_rows
-
-    return sample_rows(corpus, n, seed)
-
-
 def load_rows(data: Path, task: str, cfg: Mapping, progress: bool, say) -> dict:
     """Every split, sampled to the budget; the frozen encoder's vectors for the rows that
     retrieval needs (English train, each target's unlabeled rows)."""
     from xite.data.readers import label_set, read_corpus
     from xite.encoders.cache import EmbeddingCache
+    from xite.experiments.data import sample_rows
 
     exp, budget = cfg["experiment"], cfg["budget"]
     root = Path(data) / task
@@ -116,7 +111,7 @@ def load_rows(data: Path, task: str, cfg: Mapping, progress: bool, say) -> dict:
     names = label_set(train.labels)
 
     def rows(corpus, labeled: bool, n: int, lang: str, encode: bool = False) -> Rows:
-        c = _sample(corpus, n, seed)
+        c = sample_rows(corpus, n, seed)
         x = stages.encode(enc, cache, c, lang, progress=progress).x if encode else None
         return Rows(c.texts if not c.is_pair else c.pairs, c.encode_labels(names) if labeled else None, c.digest, x)
 
@@ -169,21 +164,14 @@ def _xite(data: dict, lang: str, arm: Arm):
     """The arm's XITE rows for one language: pairs from the frozen encoder's vectors (the encoder
     as loaded) through the stages, the projection through the arm's projector."""
     from xite.finetuning.loop import XiteSource
-    from xite.finetuning.run import find_pairs
+    from xite.finetuning.run import find_pairs, projection_fitter
     from xite.pipeline import create_components
 
     rec = arm.recipe
     parts = create_components(rec)
     unl = data["targets"][lang]["unlabeled"]
     pairs = find_pairs(parts, rec, data["train"].x, unl.x, data["train"].labels, len(data["label_names"]))
-
-    def make_projection(by_language: dict[str, np.ndarray]):
-        src = stages.Encoded(rec.source_language, None, by_language[rec.source_language])
-        others = [stages.Encoded(k, None, v) for k, v in by_language.items() if k != rec.source_language]
-        return stages.fit_projection(parts["projector"], rec.projector.name, src, others)
-
-    rows = unl.rows
-    return XiteSource(rows, [lang] * len(unl), lambda _embed: pairs, make_projection,
+    return XiteSource(unl.rows, [lang] * len(unl), lambda _embed: pairs, projection_fitter(parts["projector"], rec),
                       source_language=rec.source_language, digest=unl.digest), len(pairs)
 
 

@@ -46,11 +46,11 @@ def finetune(
     ``augment``; ``options`` are the training options (:class:`FinetuneOptions`). Returns the
     :class:`~xite.finetuning.modeldir.FinetunedModel` written to ``out``."""
     from xite.data.readers import label_set, read_corpus
-    from xite.pipeline import _as_pairs, make_recipe
+    from xite.pipeline import as_lang_paths, make_recipe
 
     rec = make_recipe(recipe, **choices)
     opts = _options(options, rec)
-    target_list = _as_pairs(targets)
+    target_list = as_lang_paths(targets)
     from xite.checks import check_output_not_input
 
     check_output_not_input(out, [source, dev, init, pairs_from, *(p for _, p in target_list),
@@ -130,13 +130,19 @@ def xite_source(inputs: stages.Inputs, rec: Recipe, opts: FinetuneOptions, *, in
             x_src, x_tgt = embed_fn(_rows(inputs.source)), embed_fn(_concat_rows(corpora))
         return find_pairs(parts, rec, x_src, x_tgt, inputs.source_labels, len(inputs.label_names))
 
-    def make_projection(by_language: dict[str, np.ndarray]):
-        src = stages.Encoded(rec.source_language, inputs.source, by_language[rec.source_language])
-        others = [stages.Encoded(lang, None, x) for lang, x in by_language.items() if lang != rec.source_language]
-        return stages.fit_projection(parts["projector"], rec.projector.name, src, others)
+    return XiteSource(_concat_rows(corpora), languages, make_pairs, projection_fitter(parts["projector"], rec),
+                      source_language=rec.source_language, digest=":".join(c.digest for c in corpora))
 
-    return XiteSource(_concat_rows(corpora), languages, make_pairs, make_projection, source_language=rec.source_language,
-                      digest=":".join(c.digest for c in corpora))
+
+def projection_fitter(projector, rec: Recipe):
+    """``make_projection`` for the loop: the recipe's projector fitted through the stage on the
+    embeddings taken at the mixing point, keyed by language (the source language included)."""
+    def make_projection(by_language: dict[str, np.ndarray]):
+        src = stages.Encoded(rec.source_language, None, by_language[rec.source_language])
+        others = [stages.Encoded(lang, None, x) for lang, x in by_language.items() if lang != rec.source_language]
+        return stages.fit_projection(projector, rec.projector.name, src, others)
+
+    return make_projection
 
 
 def _cached_embeddings(encoder, inputs: stages.Inputs, progress: bool) -> tuple[np.ndarray, np.ndarray]:
