@@ -178,6 +178,7 @@ def test_embed_at_layer_is_the_mean_of_the_token_states(classifier):
     (dict(lr_encoder=0), "lr_encoder"), (dict(schedule="later"), "schedule"), (dict(replay=1.0), "replay"),
     (dict(mix_at="layer:x"), "mix_at"), (dict(batch_size=0), "batch_size"), (dict(max_steps=0), "max_steps"),
     (dict(warmup_ratio=1.5), "warmup_ratio"), (dict(freeze_embeddings="yes"), "freeze_embeddings"),
+    (dict(head_init="zeros"), "head_init"),
 ])
 def test_bad_options_name_the_option(bad, name):
     with pytest.raises(ConfigError, match=f"option {name}"):
@@ -223,6 +224,46 @@ def test_max_steps_gives_equal_steps_for_every_arm(tiny_dir, tmp_path):
         train_encoder(english, None, source, _options(tiny_dir, max_steps=5, batch_size=4), tmp_path / name, progress=False,
                  log=lambda e: steps.append(e["step"]) if e["event"] == "step" else None)
         assert steps == list(range(1, 6)), name  # 8 English rows run out after 2 steps: cycled
+
+
+def test_probe_init_is_the_head_level_linear_fit_on_the_starting_encoder(tiny_dir, classifier):
+    from xite.finetuning.loop import fit_probe
+    from xite.finetuning.model import run_batched
+    from xite.training.heads import HeadOptions, fit_module
+
+    english, dev = _english(48), _english(24, seed=5)
+    embed = lambda rows: run_batched(classifier, classifier.tokenize(rows), classifier.embed)  # noqa: E731
+    x, x_dev = embed(english.rows), embed(dev.rows)
+    expected, report = fit_module(x, english.labels, 2, HeadOptions(seed=3), x_dev, dev.labels)
+    head_before = classifier.head.weight.detach().clone()
+    try:
+        got = fit_probe(classifier, english, dev, _options(tiny_dir, seed=3, head_init="probe"), embed)
+        torch.testing.assert_close(classifier.head.weight, expected.weight)
+        torch.testing.assert_close(classifier.head.bias, expected.bias)
+        assert got.dev_accuracy == report.dev_accuracy
+        logits = run_batched(classifier, classifier.tokenize(dev.rows), classifier.logits)
+        # The classifier now scores dev as the probe chose it: English dev selected its epoch.
+        assert float((logits.argmax(1) == dev.labels).mean()) == pytest.approx(report.dev_accuracy)
+    finally:
+        with torch.no_grad():
+            classifier.head.weight.copy_(head_before)
+
+
+def test_probe_runs_before_the_first_step_and_its_dev_accuracy_is_recorded(tiny_dir, tmp_path):
+    english, dev = _english(24), _english(16, seed=5)
+    events = []
+    model = train_encoder(english, dev, None, _options(tiny_dir, max_steps=2, head_init="probe"), tmp_path / "m",
+                          progress=False, log=events.append)
+    kinds = [e["event"] for e in events]
+    assert kinds.index("probe") < kinds.index("step")
+    probe = next(e for e in events if e["event"] == "probe")
+    assert model.training["dev_accuracy_before"] == probe["dev_accuracy"] is not None
+    assert model.options["head_init"] == "probe"
+    # A model that starts from another one keeps that model's head: no probe.
+    events.clear()
+    train_encoder(english, dev, None, _options(tiny_dir, max_steps=1, head_init="probe"), tmp_path / "n", init=tmp_path / "m",
+                  progress=False, log=events.append)
+    assert "probe" not in [e["event"] for e in events]
 
 
 def _losses_and_head(tiny_dir, out, interrupt_at=None, resume=False, **kw):

@@ -336,6 +336,7 @@ def finetune(
     warmup_ratio: float = typer.Option(0.1, help="Share of steps with a linear warm-up."),
     freeze_embeddings: bool = typer.Option(True, "--freeze-embeddings/--train-embeddings", help="Keep the word-embedding matrix frozen."),
     train_layers: Optional[int] = typer.Option(None, help="Train only the top N transformer layers (and the head); default all."),
+    head_init: str = typer.Option("random", help="random, or probe: fit the head on the frozen encoder's embeddings before the first step (LP-FT)."),
     seed: Optional[int] = typer.Option(None, help="Seed (default 0)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda (bf16 autocast on CUDA)."),
     resume: bool = typer.Option(False, "--resume", help="Continue from the checkpoint in --out."),
@@ -350,7 +351,7 @@ def finetune(
     training = _drop_none(dict(mix_at=mix_at, schedule=schedule, replay=replay, refresh_pairs=refresh_pairs, refit_projector=refit_projector,
                                epochs=epochs, max_steps=max_steps, batch_size=batch_size, grad_accum=grad_accum, max_length=max_length,
                                lr_encoder=lr_encoder, lr_head=lr_head, warmup_ratio=warmup_ratio, freeze_embeddings=freeze_embeddings,
-                               train_layers=train_layers, device=device))
+                               train_layers=train_layers, head_init=head_init, device=device))
     if seed is not None:
         training["seed"] = seed
     if encoder is not None:

@@ -27,6 +27,7 @@ from xite.errors import ConfigError, XiteError
 from xite.finetuning.model import Rows, is_pair_rows, row_count, run_batched, take_rows
 
 SCHEDULES = ("joint", "adapt")
+HEAD_INITS = ("random", "probe")
 CHECKPOINT = "checkpoint"
 STATE = "state.pt"
 
@@ -167,6 +168,7 @@ class FinetuneOptions:
     max_steps: int | None = None  # optimizer steps; overrides epochs (rows are cycled)
     freeze_embeddings: bool = True  # the word-embedding matrix (96M of e5-small's 118M params)
     train_layers: int | None = None  # train only the top N transformer layers (+ head); None: all
+    head_init: str = "random"  # or "probe": fit the head on the starting encoder's embeddings first (LP-FT); ignored with init
     seed: int = 0
     device: str = "auto"
     mix_at: str = "pooled"  # or "layer:L"
@@ -198,6 +200,7 @@ class FinetuneOptions:
         need(self._int("seed"), "seed", "an integer")
         need(self.train_layers is None or (self._int("train_layers") and self.train_layers >= 0), "train_layers", "None or an integer >= 0")
         need(self.schedule in SCHEDULES, "schedule", " or ".join(repr(s) for s in SCHEDULES))
+        need(self.head_init in HEAD_INITS, "head_init", " or ".join(repr(s) for s in HEAD_INITS))
         need(self._num("replay") and 0 <= self.replay < 1, "replay", "in [0, 1)")
         need(self.pooling in (None, "mean", "cls"), "pooling", "None, 'mean' or 'cls'")
         need(self.prefix is None or isinstance(self.prefix, str), "prefix", "None or a string")
@@ -249,6 +252,27 @@ def base_encoder(spec: str) -> tuple[str, str, str, dict]:
         local = resolve_local(name)
         return str(local or name), "", "mean", {"spec": spec, "name": spec}
     raise ConfigError(f"option encoder: {spec!r} cannot be fine-tuned; use e5-small or hf:NAME_OR_PATH (a transformers model)")
+
+
+def fit_probe(module, english: LabeledRows, dev: LabeledRows | None, options: FinetuneOptions, embed_fn):
+    """LP-FT (Kumar et al., 2022): before any encoder step, fit the head as xite's head level does
+    (:func:`xite.training.heads.fit_module`, linear, English dev selects the epoch) on the
+    starting encoder's embeddings, and start from it. A random head sends large, noisy gradients
+    into the encoder during the first steps and distorts the multilingual features that transfer
+    to other languages rather than only fitting English; with a short budget it also leaves the
+    model below a probe on the frozen encoder. Returns the fit's report."""
+    import torch
+
+    from xite.training.heads import HeadOptions, fit_module
+
+    x = embed_fn(english.rows)
+    x_dev = embed_fn(dev.rows) if dev is not None else None
+    head, report = fit_module(x, english.labels, len(english.label_names), HeadOptions(seed=options.seed), x_dev,
+                              dev.labels if dev is not None else None)
+    with torch.no_grad():
+        module.head.weight.copy_(head.weight.to(module.head.weight))
+        module.head.bias.copy_(head.bias.to(module.head.bias))
+    return report
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,7 +356,7 @@ def train_encoder(
 
     Checkpoints go to ``out/checkpoint/`` (each epoch, and every ``checkpoint_every`` steps);
     ``resume=True`` continues from one (or starts afresh when there is none). ``log`` receives
-    one dict per event: ``{"event": "step"|"epoch"|"dev_before"|"pairs"|"projection"|"resumed", ...}``.
+    one dict per event: ``{"event": "step"|"epoch"|"dev_before"|"probe"|"pairs"|"projection"|"resumed", ...}``.
     """
     import torch
 
@@ -406,6 +430,12 @@ def train_encoder(
             return None
         logits = run_batched(module, dev_tokens, module.logits, options.eval_batch_size)
         return float((logits.argmax(axis=1) == dev.labels).mean())
+
+    if ckpt is None and init is None and options.head_init == "probe":
+        probe = fit_probe(module, english, dev, options, embed_fn)
+        # English dev before any encoder step: the probe's (the model's config records it).
+        state.dev_before = probe.dev_accuracy
+        emit({"event": "probe", "dev_accuracy": probe.dev_accuracy, "epochs": probe.epochs_run})
 
     if ckpt is None and init is not None and dev is not None:
         state.dev_before = dev_accuracy()
