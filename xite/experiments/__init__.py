@@ -55,10 +55,10 @@ def experiment(
 
         return encoder_experiment(data, task, config=config, out=out, languages=languages, seeds=seeds, progress=progress, log=log,
                                   compute=compute)
-    if not compute:
-        raise ConfigError("summarising finished cells only (compute=False) is for --level encoder; the head grid is fast to rerun")
     if level != "head":
         raise ConfigError(f"level must be 'head' or 'encoder', got {level!r}")
+    if not compute:
+        raise ConfigError("summarising finished cells only (compute=False) is for --level encoder; the head grid is fast to rerun")
 
     say = log or (lambda _m: None)
     started = time.perf_counter()
