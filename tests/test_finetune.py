@@ -1,6 +1,7 @@
 """Fine-tuning the encoder on English + XITE rows, on a tiny randomly initialised BERT built here
 (offline, seconds): mixing endpoints, gradients through both paths, the loop, resume, model dir."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from xite.errors import ConfigError, XiteError
 from xite.finetuning import (EncoderClassifier, FinetuneOptions, LabeledRows, PairSet, TorchProjection, XiteSource,
                            train_encoder, load_finetuned)
+from xite.finetuning.model import run_batched
 from xite.projectors.base import Projection
 
 POS = ["good", "great", "fine", "nice", "love"]
@@ -237,7 +239,7 @@ def test_probe_init_is_the_head_level_linear_fit_on_the_starting_encoder(tiny_di
     expected, report = fit_module(x, english.labels, 2, HeadOptions(seed=3), x_dev, dev.labels)
     head_before = classifier.head.weight.detach().clone()
     try:
-        got = fit_probe(classifier, english, dev, _options(tiny_dir, seed=3, head_init="probe"), embed)
+        got = fit_probe(classifier, english, dev, _options(tiny_dir, seed=3, head_init="probe"), x, x_dev)
         torch.testing.assert_close(classifier.head.weight, expected.weight)
         torch.testing.assert_close(classifier.head.bias, expected.bias)
         assert got.dev_accuracy == report.dev_accuracy
@@ -247,6 +249,52 @@ def test_probe_init_is_the_head_level_linear_fit_on_the_starting_encoder(tiny_di
     finally:
         with torch.no_grad():
             classifier.head.weight.copy_(head_before)
+
+
+def _starting_module(options):
+    """The module train_encoder builds from ``options.encoder`` before any step (head aside)."""
+    from xite.encoders._transformers import load_model
+    from xite.finetuning.loop import base_encoder
+
+    source, prefix, pooling, _ = base_encoder(options.encoder)
+    encoder, tokenizer = load_model(source, device="cpu", spec=options.encoder)
+    return EncoderClassifier(encoder, tokenizer, 2, pooling=pooling, prefix=prefix, max_length=options.max_length).eval()
+
+
+def test_probe_and_first_projection_fit_share_one_pass_over_the_english_rows(tiny_dir, tmp_path, monkeypatch):
+    english, dev, targets = _english(24), _english(16, seed=5), _targets(12)
+    xite, _ = _xite(targets, english)
+    fixed = PairSet(np.arange(len(targets)), np.arange(len(targets)) % len(english),
+                    english.labels[np.arange(len(targets)) % len(english)], np.full(len(targets), 0.5))
+    xite = dataclasses.replace(xite, make_pairs=lambda embed_fn: fixed)  # pairs without embedding
+    seen, english_at_fit = [], {}
+    real_embed, real_project = EncoderClassifier.embed, xite.make_projection
+
+    def counting_embed(self, batch):
+        seen.append(batch.input_ids.shape[0])
+        return real_embed(self, batch)
+
+    def recording_projection(by_language):
+        english_at_fit["x"] = by_language["en"]
+        return real_project(by_language)
+
+    monkeypatch.setattr(EncoderClassifier, "embed", counting_embed)
+    xite = dataclasses.replace(xite, make_projection=recording_projection)
+    events = []
+
+    def log(e):
+        events.append(e)
+        if e["event"] == "projection":
+            english_at_fit["rows"] = sum(seen)  # rows embedded up to the first projection fit, before step 1
+
+    train_encoder(english, dev, xite, _options(tiny_dir, max_steps=1, head_init="probe"), tmp_path / "m",
+                  progress=False, log=log)
+    # English once (probe and projection), dev once (probe), the targets once (projection).
+    assert english_at_fit["rows"] == len(english) + len(dev) + len(targets)
+    # What the projection was fitted on is still the starting encoder's English embeddings.
+    module = _starting_module(_options(tiny_dir))
+    torch.testing.assert_close(torch.from_numpy(english_at_fit["x"]),
+                               torch.from_numpy(run_batched(module, module.tokenize(english.rows), module.embed)))
 
 
 def test_probe_runs_before_the_first_step_and_its_dev_accuracy_is_recorded(tiny_dir, tmp_path):

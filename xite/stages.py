@@ -7,9 +7,9 @@ them reads files the others read or keeps state between calls. ``augment`` (xite
 ``experiment`` (xite.experiments) and ``finetune`` (xite.finetuning) compose them; no step exists
 anywhere else.
 
-A component is called inside :func:`component_call`: a ConfigError it raises stays the one-line
-error it is, anything else keeps its traceback and gains a note naming the component and the
-package to report the bug to.
+A component is called inside :func:`xite.plugins.blame`, the same rule as its construction: a
+ConfigError it raises stays the one-line error it is, anything else keeps its traceback and
+gains a note naming the component and the package to report the bug to.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ import numpy as np
 from xite.adopters.base import Adoption, AdoptionContext
 from xite.data.readers import Corpus, encode_labels, label_set, read_corpus
 from xite.errors import InputError, XiteError
+from xite.plugins import blame
 from xite.projectors.base import Projection
 
 __all__ = [
     "Fields", "Inputs", "Encoded", "Neighbours", "Expansion", "Synthetic",
-    "component_call", "read_inputs", "encode", "build_index", "retrieve", "adopt", "fit_projection",
+    "read_inputs", "encode", "build_index", "retrieve", "adopt", "fit_projection",
     "expand", "interpolate", "synthesize", "row_languages",
 ]
 
@@ -108,19 +109,6 @@ class Synthetic:
 
 
 # ---------------------------------------------------------------------------------------------
-# Component calls
-
-
-def component_call(kind: str, name: str):
-    """The stages call components through :func:`xite.plugins.blame`, the same rule as their
-    construction: a ConfigError is one line naming the component, any other exception is a bug
-    in that component and keeps its traceback with a note saying whom to report it to."""
-    from xite import plugins
-
-    return plugins.blame(kind, name)
-
-
-# ---------------------------------------------------------------------------------------------
 # Stages
 
 
@@ -162,21 +150,21 @@ def encode(encoder, cache, corpus: Corpus, language: str, *, batch_size: int = 6
     """Embeddings of a corpus through the embedding cache (single texts or pairs)."""
     from xite.encoders.cache import encode_corpus
 
-    with component_call("encoder", encoder.name):
+    with blame("encoder", encoder.name):
         x = encode_corpus(encoder, cache, corpus, batch_size, progress)
     return Encoded(language, corpus, x)
 
 
 def build_index(retriever, spec_name: str, x_source: np.ndarray):
     """Index the source rows once; :func:`retrieve` then searches any number of query sets."""
-    with component_call("retriever", spec_name):
+    with blame("retriever", spec_name):
         retriever.build(x_source)
     return retriever
 
 
 def retrieve(index, spec_name: str, queries: np.ndarray, k: int, n_source: int) -> Neighbours:
     """Top-``k`` source rows of each query (``k`` capped at the number of source rows)."""
-    with component_call("retriever", spec_name):
+    with blame("retriever", spec_name):
         scores, ids = index.search(queries, min(int(k), int(n_source)))
     return Neighbours(np.asarray(scores), np.asarray(ids))
 
@@ -187,7 +175,7 @@ def adopt(adopter, spec_name: str, neighbours: Neighbours, source_labels: np.nda
     Uses the adopter's own ``k`` of the neighbours (the index may have been searched deeper)."""
     ctx = AdoptionContext(n_classes=n_classes, predictions=predictions)
     top = neighbours.top(adopter.k)
-    with component_call("adopter", spec_name):
+    with blame("adopter", spec_name):
         return adopter.adopt(top.scores, top.ids, source_labels, ctx)
 
 
@@ -197,7 +185,7 @@ def fit_projection(projector, spec_name: str, source: Encoded, others: Sequence[
     langs = [source.language] * len(source.x)
     for e in others:
         langs += [e.language] * len(e.x)
-    with component_call("projector", spec_name):
+    with blame("projector", spec_name):
         return projector.fit(x, langs, source_language=source.language)
 
 
@@ -205,7 +193,7 @@ def expand(adoption: Adoption, per_target: int, interpolator, spec_name: str, rn
     """Kept target rows, each repeated ``per_target`` times with its own λ."""
     kept = np.flatnonzero(adoption.keep)
     t_idx = np.repeat(kept, per_target).astype(np.int64)
-    with component_call("interpolator", spec_name):
+    with blame("interpolator", spec_name):
         lam = np.asarray(interpolator.coefficients(len(t_idx), rng), dtype=np.float32)
     return Expansion(
         t_idx,
@@ -254,7 +242,7 @@ def synthesize(targets: Sequence[Encoded], x_target: np.ndarray, x_source: np.nd
     """expand + interpolate, seeded: the same seed gives the same rows."""
     rng = np.random.default_rng(seed)
     expansion = expand(adoption, per_target, interpolator, spec_name, rng)
-    with component_call("interpolator", spec_name):
+    with blame("interpolator", spec_name):
         z = interpolate(x_target, x_source, expansion, projection, interpolator.interp, device=device)
     return Synthetic(z, expansion, row_languages(targets, expansion.target_index))
 

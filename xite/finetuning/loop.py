@@ -24,7 +24,7 @@ from typing import Any, Callable
 import numpy as np
 
 from xite.errors import ConfigError, XiteError
-from xite.finetuning.model import Rows, is_pair_rows, row_count, run_batched, take_rows
+from xite.finetuning.model import Rows, is_pair_rows, row_count, run_batched
 
 SCHEDULES = ("joint", "adapt")
 HEAD_INITS = ("random", "probe")
@@ -254,19 +254,19 @@ def base_encoder(spec: str) -> tuple[str, str, str, dict]:
     raise ConfigError(f"option encoder: {spec!r} cannot be fine-tuned; use e5-small or hf:NAME_OR_PATH (a transformers model)")
 
 
-def fit_probe(module, english: LabeledRows, dev: LabeledRows | None, options: FinetuneOptions, embed_fn):
+def fit_probe(module, english: LabeledRows, dev: LabeledRows | None, options: FinetuneOptions,
+              x: np.ndarray, x_dev: np.ndarray | None):
     """LP-FT (Kumar et al., 2022): before any encoder step, fit the head as xite's head level does
     (:func:`xite.training.heads.fit_module`, linear, English dev selects the epoch) on the
-    starting encoder's embeddings, and start from it. A random head sends large, noisy gradients
-    into the encoder during the first steps and distorts the multilingual features that transfer
-    to other languages rather than only fitting English; with a short budget it also leaves the
-    model below a probe on the frozen encoder. Returns the fit's report."""
+    starting encoder's embeddings ``x`` of the English rows (``x_dev`` of the dev rows), and start
+    from it. A random head sends large, noisy gradients into the encoder during the first steps
+    and distorts the multilingual features that transfer to other languages rather than only
+    fitting English; with a short budget it also leaves the model below a probe on the frozen
+    encoder. Returns the fit's report."""
     import torch
 
     from xite.training.heads import HeadOptions, fit_module
 
-    x = embed_fn(english.rows)
-    x_dev = embed_fn(dev.rows) if dev is not None else None
     head, report = fit_module(x, english.labels, len(english.label_names), HeadOptions(seed=options.seed), x_dev,
                               dev.labels if dev is not None else None)
     with torch.no_grad():
@@ -420,10 +420,13 @@ def train_encoder(
         _restore(ckpt, module, optimizer, state)
         emit({"event": "resumed", "step": state.step, "epoch": state.epoch})
 
-    def embed_fn(rows: Rows) -> np.ndarray:
-        if row_count(rows) == 0:
+    def embed_tokens(tokens) -> np.ndarray:
+        if len(tokens) == 0:
             return np.zeros((0, module.dim), dtype=np.float32)
-        return run_batched(module, module.tokenize(rows), module.embed, options.eval_batch_size)
+        return run_batched(module, tokens, module.embed, options.eval_batch_size)
+
+    def embed_fn(rows: Rows) -> np.ndarray:
+        return embed_tokens(module.tokenize(rows))
 
     def dev_accuracy() -> float | None:
         if dev is None:
@@ -431,8 +434,14 @@ def train_encoder(
         logits = run_batched(module, dev_tokens, module.logits, options.eval_batch_size)
         return float((logits.argmax(axis=1) == dev.labels).mean())
 
+    # The starting encoder's pooled English embeddings, taken once: the probe fits on them and,
+    # mixing at the pooled embedding, the first projection fit uses them too (the probe changes
+    # only the head, so a second forward pass over the English rows would give the same array).
+    english_at_start: np.ndarray | None = None
     if ckpt is None and init is None and options.head_init == "probe":
-        probe = fit_probe(module, english, dev, options, embed_fn)
+        english_at_start = embed_tokens(en_tokens)
+        probe = fit_probe(module, english, dev, options, english_at_start,
+                          embed_tokens(dev_tokens) if dev is not None else None)
         # English dev before any encoder step: the probe's (the model's config records it).
         state.dev_before = probe.dev_accuracy
         emit({"event": "probe", "dev_accuracy": probe.dev_accuracy, "epochs": probe.epochs_run})
@@ -452,7 +461,8 @@ def train_encoder(
             state.pairs, state.pairs_epoch = pairs, state.epoch
             emit({"event": "pairs", "epoch": state.epoch, "rows": len(pairs)})
         if state.projection_epoch < 0 or (options.refit_projector and state.projection_epoch != state.epoch):
-            state.projection = xite.make_projection(_embeddings_at_mix(module, english, xite, options))
+            reuse = english_at_start if state.step == 0 and options.mix_at == "pooled" else None
+            state.projection = xite.make_projection(_embeddings_at_mix(module, en_tokens, target_tokens, xite, options, reuse))
             state.projection_epoch = state.epoch
             emit({"event": "projection", "epoch": state.epoch, "rank": getattr(state.projection, "rank", 0)})
 
@@ -612,16 +622,18 @@ def _batch_loss(module, mb: MicroBatch, en_tokens, y_en, target_tokens, pairs, p
     return total
 
 
-def _embeddings_at_mix(module, english: LabeledRows, xite: XiteSource, options: FinetuneOptions) -> dict[str, np.ndarray]:
-    """Embeddings at the mixing point of the English rows and of each target language's rows."""
-    def at(rows) -> np.ndarray:
-        return run_batched(module, module.tokenize(rows), lambda b: module.embed_at(b, options.mix_at), options.eval_batch_size)
+def _embeddings_at_mix(module, en_tokens, target_tokens, xite: XiteSource, options: FinetuneOptions,
+                       english: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Embeddings at the mixing point of the English rows (``english`` when the caller already
+    holds them) and of each target language's rows, from their tokens."""
+    def at(tokens) -> np.ndarray:
+        return run_batched(module, tokens, lambda b: module.embed_at(b, options.mix_at), options.eval_batch_size)
 
-    out = {xite.source_language: at(english.rows)}
+    out = {xite.source_language: english if english is not None else at(en_tokens)}
     langs = np.asarray(xite.languages)
     for lang in dict.fromkeys(xite.languages):
         idx = np.flatnonzero(langs == lang)
-        out[lang] = at(take_rows(xite.targets, idx))
+        out[lang] = at([target_tokens[i] for i in idx])
     return out
 
 
