@@ -251,16 +251,6 @@ def test_probe_init_is_the_head_level_linear_fit_on_the_starting_encoder(tiny_di
             classifier.head.weight.copy_(head_before)
 
 
-def _starting_module(options):
-    """The module train_encoder builds from ``options.encoder`` before any step (head aside)."""
-    from xite.encoders._transformers import load_model
-    from xite.finetuning.loop import base_encoder
-
-    source, prefix, pooling, _ = base_encoder(options.encoder)
-    encoder, tokenizer = load_model(source, device="cpu", spec=options.encoder)
-    return EncoderClassifier(encoder, tokenizer, 2, pooling=pooling, prefix=prefix, max_length=options.max_length).eval()
-
-
 def test_probe_and_first_projection_fit_share_one_pass_over_the_english_rows(tiny_dir, tmp_path, monkeypatch):
     english, dev, targets = _english(24), _english(16, seed=5), _targets(12)
     xite, _ = _xite(targets, english)
@@ -292,7 +282,9 @@ def test_probe_and_first_projection_fit_share_one_pass_over_the_english_rows(tin
     # English once (probe and projection), dev once (probe), the targets once (projection).
     assert english_at_fit["rows"] == len(english) + len(dev) + len(targets)
     # What the projection was fitted on is still the starting encoder's English embeddings.
-    module = _starting_module(_options(tiny_dir))
+    from xite.finetuning.loop import starting_module
+
+    module = starting_module(_options(tiny_dir), 2)[0].eval()
     torch.testing.assert_close(torch.from_numpy(english_at_fit["x"]),
                                torch.from_numpy(run_batched(module, module.tokenize(english.rows), module.embed)))
 

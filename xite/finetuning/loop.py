@@ -254,6 +254,19 @@ def base_encoder(spec: str) -> tuple[str, str, str, dict]:
     raise ConfigError(f"option encoder: {spec!r} cannot be fine-tuned; use e5-small or hf:NAME_OR_PATH (a transformers model)")
 
 
+def starting_module(options: FinetuneOptions, n_labels: int, device="cpu"):
+    """The classifier a run without ``init`` starts from: ``options.encoder`` as loaded, with a
+    fresh head; and the encoder's identity for the model's config."""
+    from xite.encoders._transformers import load_model
+    from xite.finetuning.model import EncoderClassifier
+
+    source, prefix, pooling, identity = base_encoder(options.encoder)
+    encoder, tokenizer = load_model(source, device=str(device), spec=options.encoder)
+    module = EncoderClassifier(encoder, tokenizer, n_labels, pooling=options.pooling or pooling,
+                               prefix=prefix if options.prefix is None else options.prefix, max_length=options.max_length)
+    return module, identity
+
+
 def fit_probe(module, english: LabeledRows, dev: LabeledRows | None, options: FinetuneOptions,
               x: np.ndarray, x_dev: np.ndarray | None):
     """LP-FT (Kumar et al., 2022): before any encoder step, fit the head as xite's head level does
@@ -361,7 +374,7 @@ def train_encoder(
     import torch
 
     from xite.encoders._transformers import effective_max_length
-    from xite.finetuning.model import EncoderClassifier, TorchProjection, resolve_device
+    from xite.finetuning.model import TorchProjection, resolve_device
     from xite.finetuning.modeldir import FinetunedModel, load_finetuned
 
     options = options or FinetuneOptions()
@@ -383,12 +396,7 @@ def train_encoder(
         module.max_length = effective_max_length(module.tokenizer, options.max_length)
         identity = dict(loaded.encoder, init=str(init))
     else:
-        from xite.encoders._transformers import load_model
-
-        source, prefix, pooling, identity = base_encoder(options.encoder)
-        encoder, tokenizer = load_model(source, device=str(device), spec=options.encoder)
-        module = EncoderClassifier(encoder, tokenizer, len(english.label_names), pooling=options.pooling or pooling,
-                                   prefix=prefix if options.prefix is None else options.prefix, max_length=options.max_length)
+        module, identity = starting_module(options, len(english.label_names), device)
     module.to(device)
     from xite.finetuning.model import parse_mix_at
 
