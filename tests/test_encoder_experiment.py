@@ -69,3 +69,35 @@ def test_the_grid_puts_zero_shot_and_xite_arms_of_every_seed_first(tmp_path, tin
     assert all(arm in ("zero-shot-ft", "xite-paper", "xite-best") for arm, _, _ in grid[:first_baseline])
     assert first_baseline == 2 * (1 + 2 * 2) and len(grid) == 2 * (1 + 2 * 5)
     assert json.dumps(grid[0]) == json.dumps(["zero-shot-ft", None, 0])
+
+
+def test_a_cell_interrupted_mid_training_resumes_and_states_its_whole_time(tmp_path, tiny_dir, monkeypatch):  # noqa: F811
+    import pytest
+
+    import xite.finetuning.loop as loop
+
+    data, out = _benchmark(tmp_path / "data"), tmp_path / "out"
+    cfg = _config(tiny_dir, [0])
+    cfg["finetune"]["checkpoint_every"] = 1
+    real = loop.train_encoder
+    interrupted = []
+
+    def stop_xite_paper_once(*args, **kw):
+        if "xite-paper" in str(args[4]) and not interrupted:
+            def log(event):
+                if event["event"] == "step" and event["step"] == 2:
+                    interrupted.append(True)
+                    raise KeyboardInterrupt
+            kw["log"] = log
+        return real(*args, **kw)
+
+    monkeypatch.setattr(loop, "train_encoder", stop_xite_paper_once)
+    with pytest.raises(KeyboardInterrupt):
+        xite.experiment(data, "sentiment", config=cfg, out=out, level="encoder", progress=False)
+    assert interrupted and (out / "models" / "xite-paper-xx-seed0" / "checkpoint" / "state.pt").is_file()
+    xite.experiment(data, "sentiment", config=cfg, out=out, level="encoder", progress=False)
+    cells = {c["method"]: c for c in map(json.loads, (out / "cells.jsonl").read_text().splitlines())}
+    assert set(cells) == {"zero-shot-ft", "xite-paper", "xite-best", "self-training", "adapt", "upper-bound"}
+    earlier = cells["xite-paper"]["seconds_before_resume"]
+    assert earlier > 0 and cells["xite-paper"]["seconds"] > earlier
+    assert all("seconds_before_resume" not in c for m, c in cells.items() if m != "xite-paper")

@@ -320,6 +320,7 @@ def _losses_and_head(tiny_dir, out, interrupt_at=None, resume=False, **kw):
     options = _options(tiny_dir, max_steps=5, checkpoint_every=2, batch_size=4, warmup_ratio=0.3, refit_projector=True,
                        mix_at="layer:0", **kw)
     model = train_encoder(english, dev, xite, options, out, resume=resume, progress=False, log=log)
+    _losses_and_head.training = model.training
     return losses, model.module.head.weight.detach().clone()
 
 
@@ -339,6 +340,21 @@ def test_resumed_run_continues_exactly(tiny_dir, tmp_path):
     for step in rest:
         assert rest[step] == pytest.approx(full[step], rel=1e-5, abs=1e-6), step
     torch.testing.assert_close(head_resumed, head)
+
+
+def test_a_resumed_run_reports_the_seconds_of_the_part_before_the_resume(tiny_dir, tmp_path):
+    _losses_and_head(tiny_dir, tmp_path / "a")
+    whole = _losses_and_head.training
+    assert whole["resumed_at_step"] is None and whole["seconds_before_resume"] == 0.0 and whole["seconds"] > 0
+    with pytest.raises(KeyboardInterrupt):
+        _losses_and_head(tiny_dir, tmp_path / "b", interrupt_at=3)
+    before = torch.load(tmp_path / "b" / "checkpoint" / "state.pt", weights_only=True)["progress"]["seconds"]
+    assert before > 0
+    _losses_and_head(tiny_dir, tmp_path / "b", resume=True)
+    resumed = _losses_and_head.training
+    assert resumed["resumed_at_step"] == 2  # the step-2 checkpoint
+    assert resumed["seconds_before_resume"] == round(before, 2)
+    assert resumed["seconds"] > resumed["seconds_before_resume"]
 
 
 # ---------------------------------------------------------------------------------------------

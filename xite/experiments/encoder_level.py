@@ -200,6 +200,9 @@ class EncoderGrid:
         self.progress, self.say = progress, say
         self.models = out / "models"
         self.done = read_cells(out / CELLS)
+        # Seconds that the cell being run spent in earlier sessions (a training resumed from its
+        # checkpoint): added to the cell's time so that it states the whole cost.
+        self.earlier_seconds = 0.0
 
     def grid(self) -> list[tuple[str, str | None, int]]:
         langs = self.cfg["experiment"]["languages"]
@@ -247,9 +250,12 @@ class EncoderGrid:
                 if not compute:
                     advance(f"{arm} {lang or 'all'} seed {seed} (not run)")
                     continue
-                t = time.perf_counter()
+                t, self.earlier_seconds = time.perf_counter(), 0.0
                 cell = self.cell(arm, lang, seed)
-                cell.update(key=key, method=arm, language=lang, seed=seed, seconds=round(time.perf_counter() - t, 2))
+                seconds = time.perf_counter() - t + self.earlier_seconds
+                cell.update(key=key, method=arm, language=lang, seed=seed, seconds=round(seconds, 2))
+                if self.earlier_seconds:
+                    cell["seconds_before_resume"] = round(self.earlier_seconds, 2)
                 append_cell(self.out / CELLS, cell)
                 self.done[key] = cell
                 cells.append(cell)
@@ -265,8 +271,9 @@ class EncoderGrid:
         path = self.models / f"zero-shot-ft-seed{seed}"
         if not (path / "config.json").is_file():
             d = self.data
-            train_encoder(_labeled(d["train"], d["label_names"]), _labeled(d["dev"], d["label_names"]), None,
-                     _options(self.cfg, seed), path, resume=True, progress=self.progress)
+            model = train_encoder(_labeled(d["train"], d["label_names"]), _labeled(d["dev"], d["label_names"]), None,
+                                  _options(self.cfg, seed), path, resume=True, progress=self.progress)
+            self.earlier_seconds += model.training["seconds_before_resume"]
         return path
 
     def cell(self, arm: str, lang: str | None, seed: int) -> dict:
@@ -297,6 +304,7 @@ class EncoderGrid:
         # Only the zero-shot models are kept on disk (self-training and adapt start from them).
         model = train_encoder(english, dev, xite, _options(self.cfg, seed, **extra), path, init=init, resume=True, save=False,
                               progress=self.progress)
+        self.earlier_seconds += model.training["seconds_before_resume"]
         scores = _score(model, d, [lang])
         return {"models": {"scores": scores}, "xite_rows": n_xite, "training_rows": len(english)}
 

@@ -348,6 +348,9 @@ class _State:
     projection_epoch: int = -1
     epoch_loss: float = 0.0
     epoch_rows: int = 0
+    # Wall seconds of the run up to its last checkpoint, over every session that worked on it: a
+    # resumed run reports its whole cost, not only the part after the resume.
+    seconds: float = 0.0
 
 
 def train_encoder(
@@ -377,6 +380,7 @@ def train_encoder(
     from xite.finetuning.model import TorchProjection, resolve_device
     from xite.finetuning.modeldir import FinetunedModel, load_finetuned
 
+    started = time.perf_counter()
     options = options or FinetuneOptions()
     out = Path(out)
     emit = log or (lambda event: None)
@@ -427,6 +431,7 @@ def train_encoder(
     if ckpt is not None:
         _restore(ckpt, module, optimizer, state)
         emit({"event": "resumed", "step": state.step, "epoch": state.epoch})
+    resumed_at_step, seconds_before = (state.step, state.seconds) if ckpt is not None else (None, 0.0)
 
     def embed_tokens(tokens) -> np.ndarray:
         if len(tokens) == 0:
@@ -497,6 +502,7 @@ def train_encoder(
             group["lr"] = lr
 
     def checkpoint() -> None:
+        state.seconds = seconds_before + time.perf_counter() - started
         _save_checkpoint(ckpt_dir, module, optimizer, scheduler, state, options, fingerprint, total_steps)
 
     def finish_epoch(partial: bool) -> None:
@@ -572,6 +578,9 @@ def train_encoder(
         "best_epoch": state.best_epoch if state.best_weights is not None else (state.history[-1]["epoch"] if state.history else None),
         "dev_accuracy": state.best_accuracy,
         "dev_accuracy_before": state.dev_before,
+        "resumed_at_step": resumed_at_step,
+        "seconds_before_resume": round(seconds_before, 2),
+        "seconds": round(seconds_before + time.perf_counter() - started, 2),
         "projection": None if state.projection is None else {"rank": state.projection.rank, "mode": state.projection.mode,
                                                              "info": _jsonable(state.projection.info)},
     }
@@ -725,7 +734,7 @@ def _save_checkpoint(ckpt_dir: Path, module, optimizer, scheduler, state: _State
         "progress": {"step": state.step, "epoch": state.epoch, "micro": state.micro, "history": state.history,
                      "best_epoch": state.best_epoch, "best_accuracy": state.best_accuracy, "dev_before": state.dev_before,
                      "pairs_epoch": state.pairs_epoch, "projection_epoch": state.projection_epoch,
-                     "epoch_loss": state.epoch_loss, "epoch_rows": state.epoch_rows},
+                     "epoch_loss": state.epoch_loss, "epoch_rows": state.epoch_rows, "seconds": state.seconds},
         "best_weights": state.best_weights,
         "pairs": None if state.pairs is None else {k: arr(getattr(state.pairs, k)) for k in ("target_index", "source_index", "labels", "lam")},
         "projection": None if proj is None else {"basis": arr(proj.basis), "mean": arr(proj.mean), "mode": proj.mode,
