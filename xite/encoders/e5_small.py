@@ -26,7 +26,7 @@ class E5SmallEncoder(TransformersEncoder):
         max_length: tokens kept per text (longer texts are truncated; changes the vectors)
         device: torch device to run on ("cpu", "cuda", "cuda:1"); default cpu
         threads: torch CPU threads (process-wide); default torch's own choice
-        precision: fp32, or int8 (CTranslate2 int8 weights on the CPU: several times faster, cosine >= 0.99 to fp32)
+        precision: fp32, or int8 (CTranslate2 int8 weights on the CPU: about 2-2.5x fp32 on a 2-core CPU, cosine >= 0.99 to fp32)
     """
 
     name = "e5-small"

@@ -66,7 +66,7 @@ class HFEncoder(TransformersEncoder):
         batch_size: texts per forward pass
         device: torch device to run on ("cpu", "cuda", "cuda:1"); default cpu
         threads: torch CPU threads (process-wide); default torch's own choice
-        precision: fp32, or int8 (CTranslate2 int8 weights on the CPU: several times faster, cosine >= 0.99 to fp32)
+        precision: fp32, or int8 (CTranslate2 int8 weights on the CPU: about 2-2.5x fp32 on a 2-core CPU, cosine >= 0.99 to fp32)
     """
 
     def __init__(
