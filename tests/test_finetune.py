@@ -306,7 +306,8 @@ def test_probe_runs_before_the_first_step_and_its_dev_accuracy_is_recorded(tiny_
     assert "probe" not in [e["event"] for e in events]
 
 
-def _losses_and_head(tiny_dir, out, interrupt_at=None, resume=False, **kw):
+def _interruptible_run(tiny_dir, out, interrupt_at=None, resume=False, **kw):
+    """A short run with a checkpoint every 2 steps: (loss per step, the model)."""
     english, dev = _english(12), _english(8, seed=5)
     xite, _ = _xite(_targets(8), english)
     losses = {}
@@ -319,8 +320,11 @@ def _losses_and_head(tiny_dir, out, interrupt_at=None, resume=False, **kw):
 
     options = _options(tiny_dir, max_steps=5, checkpoint_every=2, batch_size=4, warmup_ratio=0.3, refit_projector=True,
                        mix_at="layer:0", **kw)
-    model = train_encoder(english, dev, xite, options, out, resume=resume, progress=False, log=log)
-    _losses_and_head.training = model.training
+    return losses, train_encoder(english, dev, xite, options, out, resume=resume, progress=False, log=log)
+
+
+def _losses_and_head(tiny_dir, out, **kw):
+    losses, model = _interruptible_run(tiny_dir, out, **kw)
     return losses, model.module.head.weight.detach().clone()
 
 
@@ -343,15 +347,13 @@ def test_resumed_run_continues_exactly(tiny_dir, tmp_path):
 
 
 def test_a_resumed_run_reports_the_seconds_of_the_part_before_the_resume(tiny_dir, tmp_path):
-    _losses_and_head(tiny_dir, tmp_path / "a")
-    whole = _losses_and_head.training
+    whole = _interruptible_run(tiny_dir, tmp_path / "a")[1].training
     assert whole["resumed_at_step"] is None and whole["seconds_before_resume"] == 0.0 and whole["seconds"] > 0
     with pytest.raises(KeyboardInterrupt):
-        _losses_and_head(tiny_dir, tmp_path / "b", interrupt_at=3)
+        _interruptible_run(tiny_dir, tmp_path / "b", interrupt_at=3)
     before = torch.load(tmp_path / "b" / "checkpoint" / "state.pt", weights_only=True)["progress"]["seconds"]
     assert before > 0
-    _losses_and_head(tiny_dir, tmp_path / "b", resume=True)
-    resumed = _losses_and_head.training
+    resumed = _interruptible_run(tiny_dir, tmp_path / "b", resume=True)[1].training
     assert resumed["resumed_at_step"] == 2  # the step-2 checkpoint
     assert resumed["seconds_before_resume"] == round(before, 2)
     assert resumed["seconds"] > resumed["seconds_before_resume"]

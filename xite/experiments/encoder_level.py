@@ -264,20 +264,25 @@ class EncoderGrid:
                 self.say(f"cell {len(cells)}/{len(grid)}: {arm} {lang or 'all'} seed {seed}: {cell['seconds']:.0f} s")
         return cells
 
-    def zero_shot_dir(self, seed: int) -> Path:
-        """The zero-shot model of this seed, trained again when it is not on disk (deterministic)."""
+    def train(self, *args, **kw):
+        """``train_encoder`` for the cell being run, counting the seconds a resumed training spent
+        before its resume."""
         from xite.finetuning.loop import train_encoder
 
+        model = train_encoder(*args, resume=True, progress=self.progress, **kw)
+        self.earlier_seconds += model.training["seconds_before_resume"]
+        return model
+
+    def zero_shot_dir(self, seed: int) -> Path:
+        """The zero-shot model of this seed, trained again when it is not on disk (deterministic)."""
         path = self.models / f"zero-shot-ft-seed{seed}"
         if not (path / "config.json").is_file():
             d = self.data
-            model = train_encoder(_labeled(d["train"], d["label_names"]), _labeled(d["dev"], d["label_names"]), None,
-                                  _options(self.cfg, seed), path, resume=True, progress=self.progress)
-            self.earlier_seconds += model.training["seconds_before_resume"]
+            self.train(_labeled(d["train"], d["label_names"]), _labeled(d["dev"], d["label_names"]), None,
+                       _options(self.cfg, seed), path)
         return path
 
     def cell(self, arm: str, lang: str | None, seed: int) -> dict:
-        from xite.finetuning.loop import train_encoder
         from xite.finetuning.modeldir import load_finetuned
 
         d, names = self.data, self.data["label_names"]
@@ -302,9 +307,7 @@ class EncoderGrid:
         else:
             xite, n_xite = _xite(d, lang, next(a for a in self.arms if a.name == arm))
         # Only the zero-shot models are kept on disk (self-training and adapt start from them).
-        model = train_encoder(english, dev, xite, _options(self.cfg, seed, **extra), path, init=init, resume=True, save=False,
-                              progress=self.progress)
-        self.earlier_seconds += model.training["seconds_before_resume"]
+        model = self.train(english, dev, xite, _options(self.cfg, seed, **extra), path, init=init, save=False)
         scores = _score(model, d, [lang])
         return {"models": {"scores": scores}, "xite_rows": n_xite, "training_rows": len(english)}
 
